@@ -1,0 +1,1 @@
+//! Kakao stand-in (being written).
