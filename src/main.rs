@@ -1,1 +1,42 @@
-fn main() {}
+//! `kakao-login`: the server and its maintenance commands.
+
+use clap::Parser;
+use kakao_login::cli::{self, Cli, Command};
+use kakao_login::{Application, Settings};
+
+fn main() -> std::process::ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    kakao_login::app::init_crypto();
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => actix_web::rt::System::new().block_on(async move {
+            let app = Application::build(settings).await?;
+            let addr = app.local_addr();
+            let public = app.state.settings.public_url.clone();
+            println!("kakao-login listening on http://{addr} (open {public}/)");
+            app.run().await?;
+            Ok(())
+        }),
+        Command::Migrate => cli::migrate(&settings),
+        Command::Createsuperuser {
+            email,
+            name,
+            noinput,
+        } => cli::create_superuser(&settings, email, name, noinput),
+        Command::Check => actix_web::rt::System::new().block_on(cli::check(&settings)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Building and running the server: used by `main` and by the tests (each test builds its
+//! own `Application` on port 0 with its own database and Kakao stand-in).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{CookieContentSecurity, PersistentSession};
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{Logger, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+
+use crate::auth::store::SessionBackend;
+use crate::config::{Secret, Settings};
+use crate::db::{self, DbPool};
+use crate::error::AppError;
+use crate::kakao::{KakaoClient, KakaoConfig};
+use crate::standin::{StandIn, StandInConfig};
+use crate::state::AppState;
+use crate::web as pages;
+
+/// Where the built-in stand-in is mounted when no Kakao app is configured.
+pub const STANDIN_PREFIX: &str = "/_kakao";
+const STANDIN_CLIENT_ID: &str = "standin-rest-api-key";
+const STANDIN_APP_ID: i64 = 1_000_001;
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    server: Server,
+    addr: SocketAddr,
+    pub state: web::Data<AppState>,
+    pub standin: Option<StandIn>,
+}
+
+/// Install rustls' ring provider once (harmless when already installed).
+pub fn init_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Application {
+    /// Bind `settings.bind` and build.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    /// Build on an already-bound listener (tests bind port 0 first to know the address).
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
+        init_crypto();
+        settings.validate()?;
+        let addr = listener.local_addr()?;
+        let session_key = session_key(&settings)?;
+        let pool = db::build_pool(
+            &settings.database_url,
+            settings.database_pool_size,
+            Duration::from_secs(settings.database_timeout_secs),
+        )
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                db::redact_url(&settings.database_url)
+            )
+        })?;
+        let applied = {
+            let pool = pool.clone();
+            web::block(move || -> anyhow::Result<Vec<String>> {
+                let mut conn = pool.get()?;
+                db::run_migrations(&mut conn)
+            })
+            .await??
+        };
+        for version in applied {
+            log::info!("event=db.migrated version={version}");
+        }
+        let session_backend = SessionBackend::connect(settings.redis_url.as_deref()).await?;
+
+        let (kakao, standin) = kakao_setup(&settings, addr);
+        let state = web::Data::new(AppState {
+            kakao,
+            pool,
+            standin: standin.is_some(),
+            settings,
+        });
+        let server = build_server(
+            state.clone(),
+            standin.clone(),
+            session_backend,
+            session_key,
+            listener,
+        )?;
+        log::info!(
+            "event=server.ready addr={addr} database={} sessions={} kakao={}",
+            db::DatabaseUrl::parse(&state.settings.database_url)
+                .map(|u| u.backend_name())
+                .unwrap_or("?"),
+            match &state.settings.redis_url {
+                Some(_) => "redis",
+                None => "cookie",
+            },
+            if standin.is_some() {
+                "stand-in"
+            } else {
+                "kakao"
+            },
+        );
+        Ok(Application {
+            server,
+            addr,
+            state,
+            standin,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.state.pool
+    }
+
+    /// Serve until stopped.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The Kakao URLs and credentials in use, and the stand-in when it plays Kakao.
+fn kakao_setup(settings: &Settings, addr: SocketAddr) -> (KakaoConfig, Option<StandIn>) {
+    let connect_timeout = Duration::from_millis(settings.kakao_connect_timeout_ms);
+    let timeout = Duration::from_millis(settings.kakao_timeout_ms);
+    let redirect_uri = settings.redirect_uri();
+    if settings.uses_standin() {
+        let secret = crate::auth::random_token();
+        let admin_key = crate::auth::random_token();
+        let standin = StandIn::new(StandInConfig {
+            client_id: STANDIN_CLIENT_ID.to_owned(),
+            client_secret: Some(secret.clone()),
+            app_id: STANDIN_APP_ID,
+            admin_key: Some(admin_key.clone()),
+            redirect_uris: vec![redirect_uri.clone()],
+        });
+        // The browser reaches the stand-in through PUBLIC_URL; the server calls it directly on
+        // the address it is bound to.
+        let back_channel = format!("http://{addr}{STANDIN_PREFIX}");
+        let config = KakaoConfig {
+            authorize_url: format!("{}{STANDIN_PREFIX}/oauth/authorize", settings.public_url),
+            token_url: format!("{back_channel}/oauth/token"),
+            api_base_url: back_channel,
+            client_id: STANDIN_CLIENT_ID.to_owned(),
+            client_secret: Some(Secret::new(secret)),
+            redirect_uri,
+            admin_key: Some(Secret::new(admin_key)),
+            app_id: Some(STANDIN_APP_ID),
+            connect_timeout,
+            timeout,
+        };
+        return (config, Some(standin));
+    }
+    let config = KakaoConfig {
+        authorize_url: format!("{}/oauth/authorize", settings.kakao_auth_base_url),
+        token_url: format!("{}/oauth/token", settings.kakao_auth_base_url),
+        api_base_url: settings.kakao_api_base_url.clone(),
+        client_id: settings.kakao_client_id.clone().unwrap_or_default(),
+        client_secret: settings.kakao_client_secret.clone(),
+        redirect_uri,
+        admin_key: settings.kakao_admin_key.clone(),
+        app_id: settings.kakao_app_id,
+        connect_timeout,
+        timeout,
+    };
+    (config, None)
+}
+
+fn build_server(
+    state: web::Data<AppState>,
+    standin: Option<StandIn>,
+    session_backend: SessionBackend,
+    session_key: Key,
+    listener: TcpListener,
+) -> anyhow::Result<Server> {
+    let settings = &state.settings;
+    let secure = settings.secure_cookies();
+    // `__Host-` binds the cookie to this exact host over https (no Domain, Path=/).
+    let cookie_name = if secure {
+        "__Host-kakao_login"
+    } else {
+        "kakao_login"
+    };
+    let lifetime =
+        actix_web::cookie::time::Duration::hours(i64::from(settings.session_lifetime_hours));
+    let workers = if settings.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        settings.workers
+    };
+    let kakao_config = Arc::new(state.kakao.clone());
+    let server = HttpServer::new(move || {
+        // awc's client is per worker: it is not Send.
+        let kakao = match KakaoClient::new((*kakao_config).clone()) {
+            Ok(client) => client,
+            Err(e) => {
+                log::error!("event=kakao.config.invalid error=\"{e}\"");
+                std::process::exit(2);
+            }
+        };
+        let session = SessionMiddleware::builder(session_backend.clone(), session_key.clone())
+            .cookie_name(cookie_name.to_owned())
+            .cookie_secure(secure)
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_path("/".to_owned())
+            .cookie_content_security(CookieContentSecurity::Private)
+            .session_lifecycle(PersistentSession::default().session_ttl(lifetime))
+            .build();
+        let standin = standin.clone();
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::Data::new(kakao))
+            .app_data(web::FormConfig::default().limit(16 * 1024))
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| AppError::BadRequest(e.to_string()).into()),
+            )
+            .configure(pages::routes)
+            .configure(|cfg| {
+                if let Some(standin) = &standin {
+                    cfg.service(web::scope(STANDIN_PREFIX).configure(|c| standin.configure(c)));
+                }
+            })
+            .service(actix_files::Files::new("/static", static_dir()).prefer_utf8(true))
+            .default_service(web::to(pages::not_found))
+            .wrap(session)
+            .wrap(from_fn(pages::render_errors))
+            .wrap(from_fn(pages::security_headers))
+            .wrap(
+                Logger::new("event=http method=%{METHOD}xi path=%U status=%s ms=%D")
+                    .custom_request_replace("METHOD", |req| req.method().to_string()),
+            )
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Static files live beside the templates in the source tree.
+fn static_dir() -> std::path::PathBuf {
+    let beside_binary = std::path::Path::new("static");
+    if beside_binary.is_dir() {
+        beside_binary.to_path_buf()
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static")
+    }
+}
+
+/// The session cookie key: SESSION_KEY, or in development a key generated once and kept in
+/// the data folder with mode 0600.
+fn session_key(settings: &Settings) -> anyhow::Result<Key> {
+    if let Some(key) = &settings.session_key {
+        return Ok(Key::derive_from(key.expose().as_bytes()));
+    }
+    let path = settings.session_key_path();
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if existing.len() >= 64 {
+            return Ok(Key::derive_from(existing.as_bytes()));
+        }
+        anyhow::bail!(
+            "{} holds a session key shorter than 64 bytes; delete it to make a new one",
+            path.display()
+        );
+    }
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+    let generated = format!(
+        "{}{}{}",
+        crate::auth::random_token(),
+        crate::auth::random_token(),
+        crate::auth::random_token()
+    );
+    write_private(&path, &generated).with_context(|| format!("cannot write {}", path.display()))?;
+    log::info!("event=session_key.generated path={}", path.display());
+    Ok(Key::derive_from(generated.as_bytes()))
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}

@@ -1,0 +1,98 @@
+//! The session store chosen at start-up: signed and encrypted cookies, or Redis.
+//! `SessionMiddleware` is generic over one store type, so this enum is that one type.
+
+use std::collections::HashMap;
+
+use actix_session::storage::{
+    CookieSessionStore, LoadError, RedisSessionStore, SaveError, SessionKey, SessionStore,
+    UpdateError,
+};
+use actix_web::cookie::time::Duration;
+
+/// Cookie sessions by default; Redis when `REDIS_URL` is set.
+#[derive(Clone)]
+pub enum SessionBackend {
+    Cookie,
+    Redis(RedisSessionStore),
+}
+
+impl SessionBackend {
+    /// Connect to Redis when a URL is given (fails at start-up rather than on first request).
+    pub async fn connect(redis_url: Option<&str>) -> anyhow::Result<SessionBackend> {
+        match redis_url {
+            None => Ok(SessionBackend::Cookie),
+            Some(url) => {
+                let store = RedisSessionStore::builder(url)
+                    .cache_keygen(|key| format!("kakao-login:session:{key}"))
+                    .build()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot connect to Redis for sessions: {e}"))?;
+                Ok(SessionBackend::Redis(store))
+            }
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            SessionBackend::Cookie => "cookie",
+            SessionBackend::Redis(_) => "redis",
+        }
+    }
+}
+
+impl SessionStore for SessionBackend {
+    async fn load(
+        &self,
+        session_key: &SessionKey,
+    ) -> Result<Option<HashMap<String, String>>, LoadError> {
+        match self {
+            SessionBackend::Cookie => CookieSessionStore::default().load(session_key).await,
+            SessionBackend::Redis(store) => store.load(session_key).await,
+        }
+    }
+
+    async fn save(
+        &self,
+        session_state: HashMap<String, String>,
+        ttl: &Duration,
+    ) -> Result<SessionKey, SaveError> {
+        match self {
+            SessionBackend::Cookie => CookieSessionStore::default().save(session_state, ttl).await,
+            SessionBackend::Redis(store) => store.save(session_state, ttl).await,
+        }
+    }
+
+    async fn update(
+        &self,
+        session_key: SessionKey,
+        session_state: HashMap<String, String>,
+        ttl: &Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        match self {
+            SessionBackend::Cookie => {
+                CookieSessionStore::default()
+                    .update(session_key, session_state, ttl)
+                    .await
+            }
+            SessionBackend::Redis(store) => store.update(session_key, session_state, ttl).await,
+        }
+    }
+
+    async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
+        match self {
+            SessionBackend::Cookie => {
+                CookieSessionStore::default()
+                    .update_ttl(session_key, ttl)
+                    .await
+            }
+            SessionBackend::Redis(store) => store.update_ttl(session_key, ttl).await,
+        }
+    }
+
+    async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
+        match self {
+            SessionBackend::Cookie => CookieSessionStore::default().delete(session_key).await,
+            SessionBackend::Redis(store) => store.delete(session_key).await,
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The command line: `serve` (default), `migrate`, `createsuperuser`, `check`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::db;
+use crate::users::manager::UserError;
+use crate::users::service;
+
+#[derive(Parser, Debug)]
+#[command(name = "kakao-login", version, about = "카카오 로그인 service")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create a superuser (staff and superuser flags set). They sign in with Kakao: the first
+    /// Kakao login with this verified email claims the account.
+    Createsuperuser {
+        /// The superuser's email (asked for when missing and a terminal is attached).
+        #[arg(long)]
+        email: Option<String>,
+        /// Display name (optional).
+        #[arg(long)]
+        name: Option<String>,
+        /// Never ask; fail when something required is missing.
+        #[arg(long)]
+        noinput: bool,
+    },
+    /// Validate the configuration and reach the database (and Redis, if configured).
+    Check,
+}
+
+/// Open the pool and apply migrations (shared by `migrate` and `createsuperuser`).
+fn migrated_pool(settings: &Settings) -> anyhow::Result<db::DbPool> {
+    let pool = db::build_pool(
+        &settings.database_url,
+        settings.database_pool_size.min(2),
+        Duration::from_secs(settings.database_timeout_secs),
+    )?;
+    let mut conn = pool.get()?;
+    for version in db::run_migrations(&mut conn)? {
+        println!("applied migration {version}");
+    }
+    drop(conn);
+    Ok(pool)
+}
+
+pub fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    settings.validate()?;
+    migrated_pool(settings)?;
+    println!(
+        "database {} is up to date",
+        db::redact_url(&settings.database_url)
+    );
+    Ok(())
+}
+
+fn prompt(label: &str) -> anyhow::Result<String> {
+    print!("{label}: ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().to_owned())
+}
+
+pub fn create_superuser(
+    settings: &Settings,
+    email: Option<String>,
+    name: Option<String>,
+    noinput: bool,
+) -> anyhow::Result<()> {
+    settings.validate()?;
+    let interactive = !noinput && std::io::stdin().is_terminal();
+    let email = match email {
+        Some(e) => e,
+        None if interactive => prompt("이메일 (email)")?,
+        None => anyhow::bail!("--email is required with --noinput or without a terminal"),
+    };
+    let name = match name {
+        Some(n) => Some(n),
+        None if interactive => Some(prompt("이름 (name, optional)")?).filter(|n| !n.is_empty()),
+        None => None,
+    };
+    let pool = migrated_pool(settings)?;
+    let mut conn = pool.get()?;
+    match service::create_superuser_cli(&mut conn, &email, name.as_deref()) {
+        Ok(user) => {
+            println!(
+                "superuser created: id={} email={} (sign in with Kakao using this verified email)",
+                user.id, user.email
+            );
+            Ok(())
+        }
+        Err(UserError::DuplicateEmail) => {
+            anyhow::bail!("a user with email {email:?} already exists")
+        }
+        Err(UserError::Invalid(errors)) => anyhow::bail!("invalid: {errors}"),
+        Err(UserError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Report every problem found; Err when there is at least one.
+pub async fn check(settings: &Settings) -> anyhow::Result<()> {
+    let mut failures = 0;
+    match settings.validate() {
+        Ok(()) => println!("ok    configuration ({} mode)", settings.app_env.as_str()),
+        Err(e) => {
+            failures += 1;
+            println!("FAIL  {e}");
+        }
+    }
+    let url = settings.database_url.clone();
+    let timeout = Duration::from_secs(settings.database_timeout_secs);
+    let db_result = actix_web::web::block(move || -> anyhow::Result<()> {
+        let pool = db::build_pool(&url, 1, timeout)?;
+        let mut conn = pool.get()?;
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute("SELECT 1")?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))
+    .and_then(|r| r);
+    match db_result {
+        Ok(()) => println!("ok    database {}", db::redact_url(&settings.database_url)),
+        Err(e) => {
+            failures += 1;
+            println!(
+                "FAIL  database {}: {e:#}",
+                db::redact_url(&settings.database_url)
+            );
+        }
+    }
+    if let Some(redis_url) = &settings.redis_url {
+        match ping_redis(redis_url).await {
+            Ok(()) => println!("ok    redis {}", db::redact_url(redis_url)),
+            Err(e) => {
+                failures += 1;
+                println!("FAIL  redis {}: {e:#}", db::redact_url(redis_url));
+            }
+        }
+    } else {
+        println!("ok    sessions in cookies (REDIS_URL not set)");
+    }
+    if settings.uses_standin() {
+        println!("note  no KAKAO_CLIENT_ID: the built-in Kakao stand-in will play Kakao");
+    }
+    if failures > 0 {
+        anyhow::bail!("{failures} problem(s) found");
+    }
+    Ok(())
+}
+
+async fn ping_redis(url: &str) -> anyhow::Result<()> {
+    let client = redis::Client::open(url)?;
+    let mut conn = actix_web::rt::time::timeout(
+        Duration::from_secs(3),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("timed out"))??;
+    let pong: String = redis::cmd("PING").query_async(&mut conn).await?;
+    anyhow::ensure!(pong == "PONG", "unexpected answer {pong:?}");
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! Database access: one connection type over SQLite and PostgreSQL, the pool, migrations, and
+//! the single place where blocking database work crosses into actix's thread pool.
+
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ConnectionError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// One connection, to whichever backend `DATABASE_URL` names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// A pooled connection.
+pub type DbPool = Pool<DbManager>;
+pub type PooledDb = PooledConnection<DbManager>;
+
+/// `DATABASE_URL`, parsed: the scheme picks the backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// The database URL is not one this service can use.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "DATABASE_URL must start with sqlite:// (a file path) or postgres:// / postgresql://, not {0:?}"
+)]
+pub struct BadDatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<DatabaseUrl, BadDatabaseUrl> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() || path.contains(":memory:") {
+                // A pool of :memory: connections would be a different database per connection.
+                return Err(BadDatabaseUrl(url.to_owned()));
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        Err(BadDatabaseUrl(redact_url(url)))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            DatabaseUrl::Sqlite(_) => "sqlite",
+            DatabaseUrl::Postgres(_) => "postgresql",
+        }
+    }
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// An r2d2 manager that opens the backend the URL names (diesel's own tries every backend in
+/// turn and hides the real connection error).
+#[derive(Debug)]
+pub struct DbManager {
+    url: DatabaseUrl,
+}
+
+/// Opening a connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbConnectError {
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error("cannot create the database folder {0}: {1}")]
+    Folder(PathBuf, std::io::Error),
+}
+
+impl ManageConnection for DbManager {
+    type Connection = DbConnection;
+    type Error = DbConnectError;
+
+    fn connect(&self) -> Result<DbConnection, DbConnectError> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let path_str = path.to_string_lossy();
+                let mut conn = SqliteConnection::establish(&path_str)?;
+                // WAL lets readers run beside the writer; busy_timeout makes writers wait for
+                // each other instead of failing; foreign keys are off by default in SQLite.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                )?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            DatabaseUrl::Postgres(url) => {
+                Ok(DbConnection::Postgresql(PgConnection::establish(url)?))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbConnectError> {
+        conn.ping().map_err(DbConnectError::Query)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Build the pool. For SQLite the database folder is created first.
+pub fn build_pool(url: &str, max_size: u32, timeout: Duration) -> Result<DbPool, anyhow::Error> {
+    let url = DatabaseUrl::parse(url)?;
+    if let DatabaseUrl::Sqlite(path) = &url
+        && let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| DbConnectError::Folder(parent.to_path_buf(), e))?;
+    }
+    let pool = Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(timeout)
+        // Pinging on every checkout costs a round trip per request; broken connections are
+        // detected by `has_broken` and failed queries instead.
+        .test_on_check_out(false)
+        .build(DbManager { url })?;
+    Ok(pool)
+}
+
+/// Apply every pending migration of the pool's backend; returns the versions applied.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, anyhow::Error> {
+    let applied = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+        DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+    }
+    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    Ok(applied.into_iter().map(|v| v.to_string()).collect())
+}
+
+/// Why a database call failed, before it is turned into an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had in time (pool exhausted or database down).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+impl From<r2d2::PoolError> for DbError {
+    fn from(e: r2d2::PoolError) -> Self {
+        DbError::Unavailable(e.to_string())
+    }
+}
+
+/// Run blocking database work on actix's blocking thread pool with a pooled connection.
+/// Every handler and service reaches the database through here.
+pub async fn run<F, T, E>(pool: &DbPool, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| E::from(DbError::Unavailable(format!("blocking pool: {e}"))))?
+}
+
+/// Whether an error is a unique-constraint violation.
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// Whether an error is SQLite's "database is locked" / busy (a concurrent writer), which is
+/// worth retrying the whole transaction for.
+pub fn is_retryable(e: &diesel::result::Error) -> bool {
+    match e {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::SerializationFailure,
+            _,
+        ) => true,
+        diesel::result::Error::DatabaseError(_, info) => {
+            let m = info.message();
+            m.contains("database is locked") || m.contains("database table is locked")
+        }
+        _ => false,
+    }
+}
+
+/// Now, as stored in TIMESTAMP columns (UTC, microseconds, no time zone).
+pub fn now() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    // Both backends keep microseconds; truncating here makes values round-trip unchanged.
+    chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+}

@@ -1,0 +1,48 @@
+//! Table definitions shared by both backends (written by hand; see migrations/).
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        name -> Nullable<Text>,
+        age -> Nullable<Integer>,
+        provider -> Text,
+        is_active -> Bool,
+        is_staff -> Bool,
+        is_superuser -> Bool,
+        date_joined -> Timestamp,
+        last_login -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    social_accounts (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        provider -> Text,
+        uid -> BigInt,
+        extra_data -> Text,
+        connected_at -> Timestamp,
+        last_login -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_sessions (id) {
+        id -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consumed_login_states (state_hash) {
+        state_hash -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(social_accounts -> users (user_id));
+diesel::joinable!(user_sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, social_accounts, user_sessions);

@@ -1,0 +1,308 @@
+//! The Kakao client: authorize URLs with `state` and PKCE S256, the code exchange (through the
+//! `oauth2` crate, sent by awc), and the kapi calls (user me, token info, logout, unlink).
+
+pub mod error;
+pub mod http;
+pub mod types;
+
+use std::time::Duration;
+
+use oauth2::basic::{
+    BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenResponse,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    StandardRevocableToken, TokenResponse, TokenUrl,
+};
+use serde::de::DeserializeOwned;
+
+pub use error::{ErrorClass, KakaoError};
+use http::{HttpError, RawResponse};
+pub use types::{EmailStatus, KakaoUser, TokenInfo};
+
+use crate::config::Secret;
+
+/// The consent items asked for at sign-in. Email is required: it is how an existing account
+/// is recognised.
+pub const LOGIN_SCOPES: &[&str] = &["profile_nickname", "account_email"];
+
+/// Where Kakao is and who we are to it. Built once at start-up.
+#[derive(Clone, Debug)]
+pub struct KakaoConfig {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub api_base_url: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub redirect_uri: String,
+    pub admin_key: Option<Secret>,
+    pub app_id: Option<i64>,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+}
+
+type OAuthClient = oauth2::Client<
+    types::KauthErrorBody,
+    BasicTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// A started authorization: send the person to `url`, keep `state` and `verifier` in the session.
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    pub url: String,
+    pub state: String,
+    pub verifier: String,
+}
+
+/// The Kakao client of one worker (awc's client is not `Send`).
+pub struct KakaoClient {
+    config: KakaoConfig,
+    oauth: OAuthClient,
+    http: awc::Client,
+}
+
+/// The configured Kakao URLs are not valid.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Kakao URL: {0}")]
+pub struct BadKakaoUrl(String);
+
+impl KakaoClient {
+    pub fn new(config: KakaoConfig) -> Result<KakaoClient, BadKakaoUrl> {
+        let mut oauth: OAuthClient = oauth2::Client::new(ClientId::new(config.client_id.clone()))
+            .set_auth_uri(
+                AuthUrl::new(config.authorize_url.clone())
+                    .map_err(|e| BadKakaoUrl(e.to_string()))?,
+            )
+            .set_token_uri(
+                TokenUrl::new(config.token_url.clone()).map_err(|e| BadKakaoUrl(e.to_string()))?,
+            )
+            .set_redirect_uri(
+                RedirectUrl::new(config.redirect_uri.clone())
+                    .map_err(|e| BadKakaoUrl(e.to_string()))?,
+            )
+            // Kakao takes the client credentials in the form body (client_secret_post).
+            .set_auth_type(AuthType::RequestBody);
+        if let Some(secret) = &config.client_secret {
+            oauth = oauth.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
+        }
+        let http = http::build_client(config.connect_timeout, config.timeout);
+        Ok(KakaoClient {
+            config,
+            oauth,
+            http,
+        })
+    }
+
+    pub fn config(&self) -> &KakaoConfig {
+        &self.config
+    }
+
+    /// A new authorize URL with a fresh `state` (128 random bits) and an S256 PKCE challenge.
+    pub fn authorize(&self, scopes: &[&str]) -> AuthorizeRequest {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = self.oauth.authorize_url(CsrfToken::new_random);
+        for scope in scopes {
+            request = request.add_scope(Scope::new((*scope).to_owned()));
+        }
+        let (url, state) = request.set_pkce_challenge(challenge).url();
+        AuthorizeRequest {
+            url: url.to_string(),
+            state: state.secret().clone(),
+            verifier: verifier.secret().clone(),
+        }
+    }
+
+    /// Exchange an authorization code for an access token. Called once per code: a code
+    /// exchange is never retried (codes are single-use).
+    pub async fn exchange_code(&self, code: &str, verifier: &str) -> Result<String, KakaoError> {
+        let http = self.http.clone();
+        let timeout = self.config.timeout;
+        let send = move |request: oauth2::HttpRequest| {
+            let http = http.clone();
+            async move { http::send_oauth2(&http, timeout, request).await }
+        };
+        let result = self
+            .oauth
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
+            .request_async(&send)
+            .await;
+        match result {
+            Ok(token) => Ok(token.access_token().secret().clone()),
+            Err(RequestTokenError::ServerResponse(body)) => Err(KakaoError::Auth {
+                error: body.error,
+                error_code: body.error_code,
+            }),
+            Err(RequestTokenError::Request(e)) => Err(KakaoError::Transport(e)),
+            Err(RequestTokenError::Parse(e, _)) => Err(KakaoError::Malformed(e.to_string())),
+            Err(RequestTokenError::Other(e)) => Err(KakaoError::Malformed(e)),
+        }
+    }
+
+    /// `GET /v2/user/me` with the person's access token.
+    pub async fn user_me(&self, access_token: &str) -> Result<KakaoUser, KakaoError> {
+        self.kapi("GET", "/v2/user/me", &bearer(access_token), None)
+            .await
+    }
+
+    /// `GET /v1/user/access_token_info`: validates a token and says whose and which app's it is.
+    pub async fn access_token_info(&self, access_token: &str) -> Result<TokenInfo, KakaoError> {
+        self.kapi(
+            "GET",
+            "/v1/user/access_token_info",
+            &bearer(access_token),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /v1/user/logout` with the person's access token (expires that token at Kakao).
+    pub async fn logout(&self, access_token: &str) -> Result<i64, KakaoError> {
+        let ok: types::IdOnly = self
+            .kapi("POST", "/v1/user/logout", &bearer(access_token), Some(""))
+            .await?;
+        Ok(ok.id)
+    }
+
+    /// `POST /v1/user/unlink` with the admin key: disconnects a Kakao user from the app.
+    /// `Ok(None)` when no admin key is configured (nothing was sent).
+    pub async fn unlink_user(&self, kakao_id: i64) -> Result<Option<i64>, KakaoError> {
+        let Some(key) = &self.config.admin_key else {
+            return Ok(None);
+        };
+        let form = format!("target_id_type=user_id&target_id={kakao_id}");
+        let ok: types::IdOnly = self
+            .kapi(
+                "POST",
+                "/v1/user/unlink",
+                &format!("KakaoAK {}", key.expose()),
+                Some(&form),
+            )
+            .await?;
+        Ok(Some(ok.id))
+    }
+
+    async fn kapi<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: &str,
+        form: Option<&str>,
+    ) -> Result<T, KakaoError> {
+        let url = format!("{}{}", self.config.api_base_url, path);
+        let method = awc::http::Method::from_bytes(method.as_bytes())
+            .map_err(|e| KakaoError::Transport(HttpError::Request(e.to_string())))?;
+        let request = self
+            .http
+            .request(method, url)
+            .insert_header((awc::http::header::AUTHORIZATION, authorization))
+            .insert_header((
+                awc::http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded;charset=utf-8",
+            ));
+        let raw = http::send(
+            self.config.timeout,
+            request,
+            form.map(|f| f.as_bytes().to_vec()),
+        )
+        .await?;
+        parse_kapi(raw)
+    }
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A kapi answer: the value on 200, else Kakao's `{"msg","code"}` as a typed error.
+fn parse_kapi<T: DeserializeOwned>(raw: RawResponse) -> Result<T, KakaoError> {
+    let status = raw.status.as_u16();
+    if status == 200 {
+        return serde_json::from_slice(&raw.body)
+            .map_err(|e| KakaoError::Malformed(format!("HTTP 200 body: {e}")));
+    }
+    match serde_json::from_slice::<types::KapiErrorBody>(&raw.body) {
+        Ok(body) => Err(KakaoError::Api {
+            status,
+            code: body.code,
+        }),
+        Err(_) => Err(KakaoError::Malformed(format!(
+            "HTTP {status} without a Kakao error body"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(status: u16, body: &str) -> RawResponse {
+        RawResponse {
+            status: awc::http::StatusCode::from_u16(status).expect("status"),
+            content_type: Some("application/json;charset=UTF-8".into()),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn kapi_errors_are_read_from_the_body_code() {
+        let r: Result<TokenInfo, _> = parse_kapi(raw(400, r#"{"msg":"whatever","code":-1}"#));
+        assert!(matches!(r, Err(KakaoError::Api { code: -1, .. })));
+        let r: Result<TokenInfo, _> = parse_kapi(raw(
+            401,
+            r#"{"msg":"this access token does not exist","code":-401}"#,
+        ));
+        assert_eq!(r.expect_err("error").class(), ErrorClass::InvalidToken);
+    }
+
+    #[test]
+    fn kapi_answers_that_are_not_kakao_shaped_are_malformed() {
+        let r: Result<TokenInfo, _> = parse_kapi(raw(200, "{not json"));
+        assert!(matches!(r, Err(KakaoError::Malformed(_))));
+        let r: Result<TokenInfo, _> = parse_kapi(raw(200, r#"{"unexpected":true}"#));
+        assert!(matches!(r, Err(KakaoError::Malformed(_))));
+        let r: Result<TokenInfo, _> = parse_kapi(raw(404, "<html>"));
+        assert!(matches!(r, Err(KakaoError::Malformed(_))));
+    }
+
+    #[test]
+    fn authorize_urls_carry_state_pkce_and_scopes() {
+        let client = KakaoClient::new(KakaoConfig {
+            authorize_url: "https://kauth.kakao.com/oauth/authorize".into(),
+            token_url: "https://kauth.kakao.com/oauth/token".into(),
+            api_base_url: "https://kapi.kakao.com".into(),
+            client_id: "rest-key".into(),
+            client_secret: None,
+            redirect_uri: "https://example.com/kakao/login/callback/".into(),
+            admin_key: None,
+            app_id: None,
+            connect_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        })
+        .expect("client");
+        let a = client.authorize(LOGIN_SCOPES);
+        let url = url::Url::parse(&a.url).expect("url");
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], "rest-key");
+        assert_eq!(
+            q["redirect_uri"],
+            "https://example.com/kakao/login/callback/"
+        );
+        assert_eq!(q["state"], a.state);
+        assert!(a.state.len() >= 22, "state carries at least 128 bits");
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["scope"], "profile_nickname account_email");
+        assert!(a.verifier.len() >= 43);
+        assert_ne!(q["code_challenge"], a.verifier, "never plain PKCE");
+    }
+}

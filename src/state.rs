@@ -1,0 +1,14 @@
+//! What every request can reach: settings, the database pool, and the Kakao configuration.
+
+use crate::config::Settings;
+use crate::db::DbPool;
+use crate::kakao::KakaoConfig;
+
+/// Shared by all workers through `web::Data`.
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: DbPool,
+    pub kakao: KakaoConfig,
+    /// The built-in Kakao stand-in is serving at `/_kakao` (banner on every page).
+    pub standin: bool,
+}

@@ -1,0 +1,310 @@
+//! `UserManager`: the one way users are created, as Django's `BaseUserManager`.
+//!
+//! `create_user` normalizes and validates every field and makes an ordinary user (staff and
+//! superuser flags false); `create_superuser` does the same and sets both flags. The CLI, Kakao
+//! sign-in, the API and the admin all create users through here.
+
+use std::collections::BTreeMap;
+
+use super::model::{NewUser, Provider, User};
+use super::repo;
+use crate::db::{self, DbConnection};
+
+/// Longest email accepted (RFC 5321 path limit).
+pub const EMAIL_MAX: usize = 254;
+/// Longest name accepted, in characters.
+pub const NAME_MAX: usize = 50;
+/// Oldest age accepted.
+pub const AGE_MAX: i32 = 150;
+
+/// Field name -> messages, shaped like DRF's validation errors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct FieldErrors(pub BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_owned())
+            .or_default()
+            .push(message.into());
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn get(&self, field: &str) -> &[String] {
+        self.0.get(field).map(Vec::as_slice).unwrap_or(&[])
+    }
+    fn into_result(self) -> Result<(), FieldErrors> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+impl std::fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.join(" ")))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// Why a user could not be created or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("invalid fields: {0}")]
+    Invalid(FieldErrors),
+    #[error("a user with this email already exists")]
+    DuplicateEmail,
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+}
+
+impl From<diesel::result::Error> for UserError {
+    fn from(e: diesel::result::Error) -> Self {
+        if db::is_unique_violation(&e) {
+            UserError::DuplicateEmail
+        } else {
+            UserError::Db(db::DbError::Query(e))
+        }
+    }
+}
+
+/// What a caller supplies to create a user. Flags left `None` take the manager's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct CreateUser {
+    pub email: String,
+    pub name: Option<String>,
+    pub age: Option<i32>,
+    pub provider: String,
+    pub is_active: Option<bool>,
+    pub is_staff: Option<bool>,
+    pub is_superuser: Option<bool>,
+}
+
+/// The manager. Stateless: its functions take the connection to work on.
+pub struct UserManager;
+
+impl UserManager {
+    /// Trim and lowercase an email. Lowercasing the whole address (not just the domain, as
+    /// Django does) makes uniqueness case-insensitive on both backends.
+    pub fn normalize_email(raw: &str) -> String {
+        raw.trim().to_lowercase()
+    }
+
+    /// Check an already-normalized email; messages are for people.
+    pub fn email_problem(email: &str) -> Option<&'static str> {
+        if email.is_empty() {
+            return Some("이메일은 필수입니다.");
+        }
+        if email.chars().count() > EMAIL_MAX {
+            return Some("이메일은 254자 이하여야 합니다.");
+        }
+        let Some((local, domain)) = email.rsplit_once('@') else {
+            return Some("올바른 이메일 주소가 아닙니다.");
+        };
+        let bad_char =
+            |c: char| c.is_whitespace() || c.is_control() || "<>()[]\\,;:\"@".contains(c);
+        let domain_ok = domain.len() <= 253
+            && domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && !local.chars().any(bad_char);
+        if domain_ok && local_ok {
+            None
+        } else {
+            Some("올바른 이메일 주소가 아닙니다.")
+        }
+    }
+
+    /// Normalize a name: trimmed, empty means none.
+    pub fn normalize_name(raw: Option<&str>) -> Option<String> {
+        raw.map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    }
+
+    pub fn name_problem(name: &str) -> Option<&'static str> {
+        if name.chars().count() > NAME_MAX {
+            Some("이름은 50자 이하여야 합니다.")
+        } else if name.chars().any(char::is_control) {
+            Some("이름에 제어 문자를 쓸 수 없습니다.")
+        } else {
+            None
+        }
+    }
+
+    pub fn age_problem(age: i32) -> Option<&'static str> {
+        if (0..=AGE_MAX).contains(&age) {
+            None
+        } else {
+            Some("나이는 0에서 150 사이여야 합니다.")
+        }
+    }
+
+    /// Validate and normalize everything but uniqueness.
+    fn prepare(input: &CreateUser) -> Result<NewUser, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let email = Self::normalize_email(&input.email);
+        if let Some(p) = Self::email_problem(&email) {
+            errors.add("email", p);
+        }
+        let name = Self::normalize_name(input.name.as_deref());
+        if let Some(p) = name.as_deref().and_then(Self::name_problem) {
+            errors.add("name", p);
+        }
+        if let Some(p) = input.age.and_then(Self::age_problem) {
+            errors.add("age", p);
+        }
+        let provider = input.provider.trim();
+        if provider.is_empty() {
+            errors.add("provider", "가입 경로(provider)는 필수입니다.");
+        } else if Provider::parse(provider).is_none() {
+            errors.add(
+                "provider",
+                format!(
+                    "알 수 없는 가입 경로입니다: {provider} (가능한 값: {})",
+                    Provider::ALL.map(Provider::as_str).join(", ")
+                ),
+            );
+        }
+        errors.into_result()?;
+        Ok(NewUser {
+            email,
+            name,
+            age: input.age,
+            provider: provider.to_owned(),
+            is_active: input.is_active.unwrap_or(true),
+            is_staff: false,
+            is_superuser: false,
+            date_joined: db::now(),
+        })
+    }
+
+    fn insert(conn: &mut DbConnection, new: &NewUser) -> Result<User, UserError> {
+        if repo::find_user_by_email(conn, &new.email)?.is_some() {
+            return Err(UserError::DuplicateEmail);
+        }
+        // The unique index still decides under concurrency; its violation maps to DuplicateEmail.
+        Ok(repo::insert_user(conn, new)?)
+    }
+
+    /// Create an ordinary user: `is_staff` and `is_superuser` are false.
+    pub fn create_user(conn: &mut DbConnection, input: &CreateUser) -> Result<User, UserError> {
+        let mut errors = FieldErrors::default();
+        if input.is_staff == Some(true) {
+            errors.add(
+                "is_staff",
+                "create_user는 스태프를 만들지 않습니다. create_superuser를 쓰세요.",
+            );
+        }
+        if input.is_superuser == Some(true) {
+            errors.add(
+                "is_superuser",
+                "create_user는 슈퍼유저를 만들지 않습니다. create_superuser를 쓰세요.",
+            );
+        }
+        errors.into_result().map_err(UserError::Invalid)?;
+        let new = Self::prepare(input).map_err(UserError::Invalid)?;
+        Self::insert(conn, &new)
+    }
+
+    /// Create a superuser: validated as `create_user`, then staff and superuser. Like Django,
+    /// an explicit `is_staff=false` or `is_superuser=false` is refused.
+    pub fn create_superuser(
+        conn: &mut DbConnection,
+        input: &CreateUser,
+    ) -> Result<User, UserError> {
+        let mut errors = FieldErrors::default();
+        if input.is_staff == Some(false) {
+            errors.add("is_staff", "슈퍼유저는 is_staff=true여야 합니다.");
+        }
+        if input.is_superuser == Some(false) {
+            errors.add("is_superuser", "슈퍼유저는 is_superuser=true여야 합니다.");
+        }
+        if input.is_active == Some(false) {
+            errors.add("is_active", "슈퍼유저는 활성 상태여야 합니다.");
+        }
+        errors.into_result().map_err(UserError::Invalid)?;
+        let mut new = Self::prepare(input).map_err(UserError::Invalid)?;
+        new.is_staff = true;
+        new.is_superuser = true;
+        Self::insert(conn, &new)
+    }
+
+    /// Create a staff member who is not a superuser (used by the admin and the API).
+    pub fn create_staff(conn: &mut DbConnection, input: &CreateUser) -> Result<User, UserError> {
+        let mut new = Self::prepare(input).map_err(UserError::Invalid)?;
+        new.is_staff = true;
+        Self::insert(conn, &new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lowercased() {
+        assert_eq!(
+            UserManager::normalize_email("  Hong.GilDong@Example.COM "),
+            "hong.gildong@example.com"
+        );
+    }
+
+    #[test]
+    fn email_syntax_rules() {
+        for ok in ["a@b.co", "hong+tag@example.com", "x_y@sub.example.kr"] {
+            assert_eq!(UserManager::email_problem(ok), None, "{ok}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        for bad in [
+            "",
+            "plain",
+            "a@b",
+            "@b.co",
+            "a@.co",
+            "a b@c.co",
+            "a@b..co",
+            ".a@b.co",
+            "a@-b.co",
+            "a\u{0}@b.co",
+            "a@b.co\n",
+            &long,
+        ] {
+            assert!(UserManager::email_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn name_rules() {
+        assert_eq!(UserManager::normalize_name(Some("  ")), None);
+        assert_eq!(
+            UserManager::normalize_name(Some(" 홍길동 ")),
+            Some("홍길동".into())
+        );
+        assert!(UserManager::name_problem(&"가".repeat(50)).is_none());
+        assert!(UserManager::name_problem(&"가".repeat(51)).is_some());
+        assert!(UserManager::name_problem("a\u{7}b").is_some());
+    }
+
+    #[test]
+    fn age_rules() {
+        assert!(UserManager::age_problem(0).is_none());
+        assert!(UserManager::age_problem(150).is_none());
+        assert!(UserManager::age_problem(-1).is_some());
+        assert!(UserManager::age_problem(151).is_some());
+    }
+}

@@ -1,0 +1,6 @@
+//! Users: rows, the `UserManager` that creates them, queries, and the rules around sign-in.
+
+pub mod manager;
+pub mod model;
+pub mod repo;
+pub mod service;
