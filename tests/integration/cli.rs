@@ -1,0 +1,93 @@
+//! The command line, run as the real binary.
+
+use std::process::{Command, Output};
+
+use crate::support::{TestApp, TestDb};
+
+/// Run `kakao-login` with the test app's database and data folder.
+pub fn run_cli(app: &TestApp, args: &[&str]) -> Output {
+    run_with_db(&app.db.url, app.data_dir.path(), args)
+}
+
+fn run_with_db(database_url: &str, data_dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kakao-login"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .env("DATA_DIR", data_dir)
+        .env("CONFIG_DIR", "/nonexistent")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run kakao-login")
+}
+
+#[test]
+fn createsuperuser_with_noinput_needs_an_email() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run_with_db(&db.url, dir.path(), &["createsuperuser", "--noinput"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--email"));
+}
+
+#[test]
+fn createsuperuser_refuses_a_duplicate_and_a_bad_email() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["createsuperuser", "--email", "a@example.com", "--noinput"];
+    assert!(run_with_db(&db.url, dir.path(), &args).status.success());
+    let again = run_with_db(&db.url, dir.path(), &args);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let bad = run_with_db(&db.url, dir.path(), &["createsuperuser", "--email", "nope", "--noinput"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("email"));
+}
+
+#[test]
+fn migrate_and_check_succeed_on_a_good_configuration() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run_with_db(&db.url, dir.path(), &["migrate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_with_db(&db.url, dir.path(), &["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("ok    database"));
+}
+
+#[test]
+fn check_reports_every_problem_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_kakao-login"))
+        .arg("check")
+        .env_clear()
+        .env("APP_ENV", "production")
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("DATA_DIR", dir.path())
+        .env("CONFIG_DIR", "/nonexistent")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.contains("SESSION_KEY"), "{stdout}");
+    assert!(stdout.contains("KAKAO_CLIENT_ID"), "{stdout}");
+    assert!(stdout.contains("FAIL  database"), "{stdout}");
+    assert!(stdout.contains("FAIL  redis"), "{stdout}");
+}
+
+#[test]
+fn unknown_configuration_keys_stop_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("development.toml"), "databse_url = \"x\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_kakao-login"))
+        .arg("check")
+        .env_clear()
+        .env("CONFIG_DIR", dir.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("databse_url"));
+}

@@ -1,0 +1,9 @@
+//! The one integration test binary: every test starts its own app on 127.0.0.1:0 with its own
+//! database (SQLite, or PostgreSQL when TEST_DATABASE_URL is set) and its own Kakao stand-in.
+
+mod cli;
+mod login_flow;
+mod login_failures;
+mod sessions;
+mod support;
+mod user_manager;

@@ -1,0 +1,404 @@
+//! Test support: a real app on 127.0.0.1:0 with its own database and its own Kakao stand-in,
+//! and a small browser (cookie jar, no automatic redirects).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use kakao_login::db::{DbConnection, DbPool};
+use kakao_login::standin::{Consent, RunningStandIn, StandInConfig, TestUser};
+use kakao_login::users::model::User;
+use kakao_login::{Application, Settings};
+
+pub const CLIENT_ID: &str = "test-rest-api-key";
+pub const CLIENT_SECRET: &str = "FAKESECRET-test-client-secret";
+pub const APP_ID: i64 = 424_242;
+pub const ADMIN_KEY: &str = "FAKEADMIN-test-admin-key";
+pub const SESSION_KEY: &str =
+    "test-session-key-test-session-key-test-session-key-test-session-key-0123456789";
+
+/// A database for one test: a temporary SQLite file, or, when `TEST_DATABASE_URL` names a
+/// PostgreSQL server, a fresh database there that is dropped afterwards.
+pub struct TestDb {
+    pub url: String,
+    pg_admin: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin) if admin.starts_with("postgres") => {
+                let name = format!(
+                    "kl_test_{}",
+                    kakao_login::auth::random_token()
+                        .to_lowercase()
+                        .replace(['-', '_'], "")
+                        .chars()
+                        .take(16)
+                        .collect::<String>()
+                );
+                let mut conn = PgConnection::establish(&admin).unwrap_or_else(|e| {
+                    panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
+                });
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .expect("create test database");
+                let mut url = url::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
+                url.set_path(&format!("/{name}"));
+                TestDb {
+                    url: url.to_string(),
+                    pg_admin: Some((admin, name)),
+                    _dir: dir,
+                }
+            }
+            Ok(other) if !other.is_empty() => {
+                panic!("TEST_DATABASE_URL must be a postgres:// URL, not {other:?}")
+            }
+            _ => {
+                let path = dir.path().join("test.db");
+                TestDb {
+                    url: format!("sqlite://{}", path.display()),
+                    pg_admin: None,
+                    _dir: dir,
+                }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg_admin.is_some()
+    }
+
+    /// A migrated pool on this database (for tests of the layers below HTTP).
+    pub fn pool(&self) -> DbPool {
+        let pool = kakao_login::db::build_pool(&self.url, 4, Duration::from_secs(10))
+            .expect("pool");
+        let mut conn = pool.get().expect("connection");
+        kakao_login::db::run_migrations(&mut conn).expect("migrations");
+        pool
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.pg_admin
+            && let Ok(mut conn) = PgConnection::establish(admin)
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn);
+        }
+    }
+}
+
+/// A running app with its stand-in and database.
+pub struct TestApp {
+    pub base: String,
+    pub kakao: RunningStandIn,
+    pub db: TestDb,
+    pub pool: DbPool,
+    pub data_dir: tempfile::TempDir,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Start with extra settings overrides (key, value).
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+        let _ = env_logger::builder().is_test(true).try_init();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let redirect_uri = format!("{base}/kakao/login/callback/");
+        let kakao = kakao_login::standin::StandIn::start(StandInConfig {
+            client_id: CLIENT_ID.into(),
+            client_secret: Some(CLIENT_SECRET.into()),
+            app_id: APP_ID,
+            admin_key: Some(ADMIN_KEY.into()),
+            redirect_uris: vec![redirect_uri],
+        })
+        .await
+        .expect("stand-in starts");
+        let db = TestDb::new();
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let data_dir_str = data_dir.path().display().to_string();
+        let app_id = APP_ID.to_string();
+        let mut overrides: Vec<(&str, &str)> = vec![
+            ("bind", "127.0.0.1:0"),
+            ("public_url", &base),
+            ("database_url", &db.url),
+            ("database_pool_size", "8"),
+            ("data_dir", &data_dir_str),
+            ("workers", "2"),
+            ("session_key", SESSION_KEY),
+            ("kakao_client_id", CLIENT_ID),
+            ("kakao_client_secret", CLIENT_SECRET),
+            ("kakao_app_id", &app_id),
+            ("kakao_admin_key", ADMIN_KEY),
+            ("kakao_auth_base_url", &kakao.base_url),
+            ("kakao_api_base_url", &kakao.base_url),
+            ("kakao_timeout_ms", "3000"),
+            ("kakao_connect_timeout_ms", "1000"),
+        ];
+        overrides.extend_from_slice(extra);
+        let settings = Settings::development_with(&overrides).expect("settings");
+        let app = Application::build_with_listener(settings, listener)
+            .await
+            .expect("app builds");
+        let pool = app.pool().clone();
+        let handle = app.handle();
+        actix_web::rt::spawn(app.run());
+        TestApp {
+            base,
+            kakao,
+            db,
+            pool,
+            data_dir,
+            handle,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser::new()
+    }
+
+    /// A Kakao account at the stand-in with a verified, valid email.
+    pub fn kakao_user(&self, nickname: &str, email: &str) -> i64 {
+        self.kakao.standin.add_user(TestUser {
+            nickname: Some(nickname.into()),
+            email: Some(email.into()),
+            email_verified: true,
+            email_valid: true,
+        })
+    }
+
+    /// Start a login in `browser` and follow it through the stand-in (which answers with
+    /// `consent` straight away) back to the callback; returns the callback's answer.
+    pub async fn login_as(&self, browser: &Browser, consent: Consent, next: Option<&str>) -> Resp {
+        let authorize = self.start_login(browser, next).await;
+        let back = self.authorize_with(browser, &authorize, consent).await;
+        browser.get(&back).await
+    }
+
+    /// `GET /kakao/login/`; returns Kakao's authorize URL it redirected to.
+    pub async fn start_login(&self, browser: &Browser, next: Option<&str>) -> String {
+        let path = match next {
+            Some(n) => format!(
+                "/kakao/login/?next={}",
+                url::form_urlencoded::byte_serialize(n.as_bytes()).collect::<String>()
+            ),
+            None => "/kakao/login/".into(),
+        };
+        let start = browser.get(&self.url(&path)).await;
+        assert_eq!(start.status, 302, "login start redirects: {}", start.body);
+        start.location()
+    }
+
+    /// Visit the authorize URL with auto-consent; returns the callback URL Kakao sent us to.
+    pub async fn authorize_with(&self, browser: &Browser, authorize: &str, consent: Consent) -> String {
+        self.kakao.standin.set_auto_consent(Some(consent));
+        let at_kakao = browser.get(authorize).await;
+        self.kakao.standin.set_auto_consent(None);
+        assert_eq!(at_kakao.status, 302, "stand-in redirects back: {}", at_kakao.body);
+        at_kakao.location()
+    }
+
+    /// Sign a new Kakao user in; returns their browser and Kakao id.
+    pub async fn signed_in(&self, nickname: &str, email: &str) -> (Browser, i64) {
+        let kakao_id = self.kakao_user(nickname, email);
+        let browser = self.browser();
+        let done = self
+            .login_as(
+                &browser,
+                Consent::Agree {
+                    kakao_id,
+                    share_email: true,
+                },
+                None,
+            )
+            .await;
+        assert_eq!(done.status, 303, "sign-in succeeds: {}", done.body);
+        (browser, kakao_id)
+    }
+
+    pub fn conn(&self) -> kakao_login::db::PooledDb {
+        self.pool.get().expect("connection")
+    }
+
+    pub fn users(&self) -> Vec<User> {
+        use kakao_login::db::schema::users;
+        let mut conn = self.conn();
+        users::table
+            .order(users::id)
+            .load::<User>(&mut *conn as &mut DbConnection)
+            .expect("users")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let kakao = self.kakao.handle.clone();
+        actix_web::rt::spawn(async move {
+            handle.stop(false).await;
+            kakao.stop(false).await;
+        });
+    }
+}
+
+/// One answer, fully read.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: BTreeMap<String, Vec<String>>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    pub fn location(&self) -> String {
+        self.header("location")
+            .unwrap_or_else(|| panic!("no Location in {} answer: {}", self.status, self.body))
+            .to_owned()
+    }
+
+    /// The `data-error` code of an error page.
+    pub fn error_code(&self) -> Option<String> {
+        let at = self.body.find("data-error=\"")? + "data-error=\"".len();
+        let end = self.body[at..].find('"')?;
+        Some(self.body[at..at + end].to_owned())
+    }
+
+    /// The value of a hidden input on the page.
+    pub fn input_value(&self, name: &str) -> Option<String> {
+        let marker = format!("name=\"{name}\" value=\"");
+        let at = self.body.find(&marker)? + marker.len();
+        let end = self.body[at..].find('"')?;
+        Some(self.body[at..at + end].to_owned())
+    }
+}
+
+/// A browser without JavaScript: keeps cookies, never follows redirects by itself.
+pub struct Browser {
+    client: awc::Client,
+    pub cookies: RefCell<BTreeMap<String, String>>,
+}
+
+impl Browser {
+    pub fn new() -> Browser {
+        Browser {
+            client: awc::Client::builder()
+                .disable_redirects()
+                .timeout(Duration::from_secs(30))
+                .finish(),
+            cookies: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    fn cookie_header(&self) -> Option<String> {
+        let jar = self.cookies.borrow();
+        if jar.is_empty() {
+            return None;
+        }
+        Some(
+            jar.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    }
+
+    async fn read(&self, mut res: awc::ClientResponse<impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin>) -> Resp {
+        let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, value) in res.headers() {
+            headers
+                .entry(name.as_str().to_ascii_lowercase())
+                .or_default()
+                .push(value.to_str().unwrap_or_default().to_owned());
+        }
+        for set in headers.get("set-cookie").cloned().unwrap_or_default() {
+            let first = set.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = first.split_once('=') {
+                let expired = set.to_ascii_lowercase().contains("max-age=0") || value.is_empty();
+                let mut jar = self.cookies.borrow_mut();
+                if expired {
+                    jar.remove(name.trim());
+                } else {
+                    jar.insert(name.trim().to_owned(), value.trim().to_owned());
+                }
+            }
+        }
+        let body = res.body().limit(4 * 1024 * 1024).await.expect("body");
+        Resp {
+            status: res.status().as_u16(),
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    pub async fn get(&self, url: &str) -> Resp {
+        self.get_with(url, &[]).await
+    }
+
+    pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.client.get(url);
+        if let Some(cookie) = self.cookie_header() {
+            req = req.insert_header(("cookie", cookie));
+        }
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let res = req.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        self.read(res).await
+    }
+
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Resp {
+        self.post_form_with(url, form, &[]).await
+    }
+
+    pub async fn post_form_with(&self, url: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.client.post(url);
+        if let Some(cookie) = self.cookie_header() {
+            req = req.insert_header(("cookie", cookie));
+        }
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let res = req
+            .send_form(&form.to_vec())
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        self.read(res).await
+    }
+
+    /// A copy of this browser's cookies (an attacker's saved cookie).
+    pub fn clone_cookies(&self) -> Browser {
+        let other = Browser::new();
+        *other.cookies.borrow_mut() = self.cookies.borrow().clone();
+        other
+    }
+}
+
+/// Query parameters of a URL.
+pub fn query_of(url: &str) -> BTreeMap<String, String> {
+    url::Url::parse(url)
+        .expect("url")
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
