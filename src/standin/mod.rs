@@ -1,18 +1,328 @@
-//! TEMPORARY local stub of the stand-in API (replaced by the real module on merge).
-#![allow(dead_code, unused_variables)]
+//! A faithful local stand-in ("fake") for Kakao's OAuth server (kauth) and user API (kapi), used by
+//! the tests and by the dev server.
+//!
+//! It serves Kakao's paths (`/oauth/authorize`, `/oauth/token`, `/v2/user/me`,
+//! `/v1/user/access_token_info`, `/v1/user/logout`, `/v1/user/unlink`) with Kakao's JSON shapes
+//! and error bodies, plus a Korean consent page (`POST /oauth/consent`) where a person picks or
+//! types a test Kakao account. Tests steer it through [`StandIn`]: add accounts, skip the consent
+//! page, inject faults per endpoint, count hits, mint or expire tokens and inspect logouts and
+//! unlinks. The behaviour follows `kakao-api.md` (sections 1-6 and 10); where Kakao's exact answer
+//! is unknown, the code says so next to the choice it made.
+
+mod kapi;
+mod oauth;
+mod reply;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use actix_web::web::{self, Bytes};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
+
+use state::State;
+
+/// How the stand-in's app is registered at "Kakao".
 #[derive(Clone, Debug)]
 pub struct StandInConfig {
+    /// The REST API key the stand-in accepts as `client_id`.
     pub client_id: String,
+    /// When `Some`, `/oauth/token` requires it as `client_secret` (`KOE010` otherwise).
     pub client_secret: Option<String>,
+    /// The app id `access_token_info` reports.
     pub app_id: i64,
+    /// Accepted as `Authorization: KakaoAK <key>` by logout, unlink and user/me.
     pub admin_key: Option<String>,
+    /// Registered redirect URIs (compared byte for byte).
     pub redirect_uris: Vec<String>,
 }
+
+/// Shared handle to one stand-in (cheap to clone); tests and the server hold it.
 #[derive(Clone)]
-pub struct StandIn;
-impl StandIn {
-    pub fn new(config: StandInConfig) -> Self {
-        StandIn
+pub struct StandIn {
+    inner: Arc<Inner>,
+}
+
+/// What every handle shares.
+struct Inner {
+    config: StandInConfig,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for StandIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandIn")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
-    pub fn configure(&self, cfg: &mut actix_web::web::ServiceConfig) {}
+}
+
+/// A stand-in started on its own HTTP server by [`StandIn::start`].
+pub struct RunningStandIn {
+    /// Handle for steering the running stand-in.
+    pub standin: StandIn,
+    /// Where it listens, e.g. `http://127.0.0.1:40123` (no trailing slash).
+    pub base_url: String,
+    /// Stop it with `handle.stop(true).await`.
+    pub handle: actix_web::dev::ServerHandle,
+}
+
+/// A Kakao account the consent page lists.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    /// Profile nickname; `None` makes user/me report the nickname as not agreed.
+    pub nickname: Option<String>,
+    /// The Kakao account's email (`None`: an account without email).
+    pub email: Option<String>,
+    /// `is_email_verified`.
+    pub email_verified: bool,
+    /// `is_email_valid`.
+    pub email_valid: bool,
+}
+
+/// What the person chose on the consent page (or what auto-consent returns).
+#[derive(Clone, Debug)]
+pub enum Consent {
+    /// Agree as this Kakao account; `share_email` false = declined the account_email item.
+    Agree {
+        /// The account, as returned by [`StandIn::add_user`].
+        kakao_id: i64,
+        /// Whether the `account_email` item was agreed.
+        share_email: bool,
+    },
+    /// Pressed cancel: redirect with `error=access_denied&error_description=User%20denied%20access`.
+    Cancel,
+}
+
+/// The stand-in's endpoints, for faults and hit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `GET /oauth/authorize` (the consent form's POST is not counted).
+    Authorize,
+    /// `POST /oauth/token`.
+    Token,
+    /// `GET|POST /v2/user/me`.
+    UserMe,
+    /// `GET /v1/user/access_token_info`.
+    TokenInfo,
+    /// `POST /v1/user/logout`.
+    Logout,
+    /// `POST /v1/user/unlink`.
+    Unlink,
+}
+
+/// A misbehaviour to inject into one endpoint.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer this HTTP status with an empty body (e.g. 500, 503).
+    Status(u16),
+    /// Sleep this long, then answer normally (for client timeout tests).
+    Delay(Duration),
+    /// 200 with Content-Type application/json and a body that is not valid JSON.
+    MalformedJson,
+    /// 200 with valid JSON of the wrong shape (`{"unexpected":true}`).
+    WrongShape,
+    /// kapi error body `{"msg":..., "code":code}` with this HTTP status.
+    KapiError {
+        /// HTTP status.
+        status: u16,
+        /// Kakao's negative error code, e.g. -401.
+        code: i64,
+    },
+    /// kauth error body `{"error":..., "error_description":..., "error_code":"KOE..."}`.
+    KauthError {
+        /// HTTP status.
+        status: u16,
+        /// OAuth `error`, e.g. `invalid_grant`.
+        error: String,
+        /// Kakao's `KOE…` code.
+        error_code: String,
+    },
+    /// For Authorize only: redirect back to redirect_uri with this `error` (e.g. "server_error"),
+    /// state echoed. The client and redirect URI are still validated first, because Kakao never
+    /// redirects to an unregistered URI. Has no effect on other endpoints.
+    AuthorizeError(String),
+    /// 302 to this URL (the app must NOT follow it).
+    Redirect(String),
+    /// For TokenInfo only: answer normally but with this app_id (a token issued to another app).
+    /// Has no effect on other endpoints.
+    ForeignAppId(i64),
+}
+
+/// Wrap a handler taking the stand-in into an actix handler closure.
+fn bind<F, Fut>(
+    standin: &StandIn,
+    handler: F,
+) -> impl Fn(HttpRequest, Bytes) -> Fut + Clone + 'static
+where
+    F: Fn(StandIn, HttpRequest, Bytes) -> Fut + Clone + 'static,
+    Fut: Future<Output = HttpResponse> + 'static,
+{
+    let standin = standin.clone();
+    move |req, body| handler(standin.clone(), req, body)
+}
+
+impl StandIn {
+    /// A fresh stand-in with no accounts, faults or tokens.
+    pub fn new(config: StandInConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// Register every route on `cfg` at Kakao's paths (plus `POST /oauth/consent` for the consent
+    /// form). It may be mounted under a scope; its pages only use relative links.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.service(
+            web::resource("/oauth/authorize").route(web::get().to(bind(self, oauth::authorize))),
+        )
+        .service(web::resource("/oauth/consent").route(web::post().to(bind(self, oauth::consent))))
+        .service(web::resource("/oauth/token").route(web::post().to(bind(self, oauth::token))))
+        .service(
+            web::resource("/v2/user/me")
+                .route(web::get().to(bind(self, kapi::user_me)))
+                .route(web::post().to(bind(self, kapi::user_me))),
+        )
+        .service(
+            web::resource("/v1/user/access_token_info")
+                .route(web::get().to(bind(self, kapi::access_token_info))),
+        )
+        .service(web::resource("/v1/user/logout").route(web::post().to(bind(self, kapi::logout))))
+        .service(web::resource("/v1/user/unlink").route(web::post().to(bind(self, kapi::unlink))));
+    }
+
+    /// Start a stand-in alone on `127.0.0.1:0` with one worker (for tests). Must be called inside
+    /// an actix/tokio runtime; the server runs until `handle.stop(..)` or the runtime ends.
+    pub async fn start(config: StandInConfig) -> std::io::Result<RunningStandIn> {
+        let standin = StandIn::new(config);
+        let for_server = standin.clone();
+        let server = HttpServer::new(move || {
+            let standin = for_server.clone();
+            App::new().configure(move |cfg| standin.configure(cfg))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .bind(("127.0.0.1", 0))?;
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| std::io::Error::other("the stand-in server bound no address"))?;
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Ok(RunningStandIn {
+            standin,
+            base_url: format!("http://{addr}"),
+            handle,
+        })
+    }
+
+    /// Add a Kakao account the consent page lists; returns its Kakao id (64-bit, starting at
+    /// 4_100_000_000_000_000_001 so ids exceed 2^53).
+    pub fn add_user(&self, user: TestUser) -> i64 {
+        self.lock().add_account(user)
+    }
+
+    /// When `Some`, `/oauth/authorize` skips the consent page and immediately redirects with a
+    /// code for this consent (or with `access_denied` for [`Consent::Cancel`]).
+    pub fn set_auto_consent(&self, consent: Option<Consent>) {
+        self.lock().auto_consent = consent;
+    }
+
+    /// Sticky fault for one endpoint until cleared with `None`.
+    pub fn set_fault(&self, endpoint: Endpoint, fault: Option<Fault>) {
+        let mut state = self.lock();
+        match fault {
+            Some(fault) => {
+                state.sticky_faults.insert(endpoint, fault);
+            }
+            None => {
+                state.sticky_faults.remove(&endpoint);
+            }
+        }
+    }
+
+    /// Fault for the next `times` calls only, then normal again. Several calls queue up in order
+    /// and take precedence over a sticky fault.
+    pub fn fail_next(&self, endpoint: Endpoint, fault: Fault, times: usize) {
+        if times > 0 {
+            self.lock()
+                .queued_faults
+                .entry(endpoint)
+                .or_default()
+                .push_back((fault, times));
+        }
+    }
+
+    /// How many requests reached an endpoint (including faulted ones).
+    pub fn hits(&self, endpoint: Endpoint) -> usize {
+        self.lock().hits.get(&endpoint).copied().unwrap_or(0)
+    }
+
+    /// Mint a valid access token for a Kakao id directly (for API tests that skip the browser
+    /// flow). A user not linked yet is linked as if they agreed to every item (nickname and
+    /// email); an id [`StandIn::add_user`] never returned gets a token that answers -101.
+    pub fn issue_access_token(&self, kakao_id: i64) -> String {
+        let mut state = self.lock();
+        if state.accounts.contains_key(&kakao_id) && !state.links.contains_key(&kakao_id) {
+            let all: BTreeSet<String> = state::CONFIGURED_SCOPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+            state.links.insert(
+                kakao_id,
+                state::Link {
+                    connected_at: chrono::Utc::now(),
+                    scopes: all,
+                },
+            );
+        }
+        state.issue_access_token(kakao_id, None)
+    }
+
+    /// Mark an access token expired (token info / user me then answer -401 "this access token is
+    /// already expired"). Unknown tokens are ignored.
+    pub fn expire_access_token(&self, token: &str) {
+        if let Some(record) = self.lock().access_tokens.get_mut(token) {
+            record.forced_expired = true;
+        }
+    }
+
+    /// Kakao ids that were unlinked through the API, in order (for assertions).
+    pub fn unlinked(&self) -> Vec<i64> {
+        self.lock().unlinked.clone()
+    }
+
+    /// Kakao ids that were logged out through the API, in order (for assertions).
+    pub fn logged_out(&self) -> Vec<i64> {
+        self.lock().logged_out.clone()
+    }
+
+    /// The configuration it was created with.
+    fn config(&self) -> &StandInConfig {
+        &self.inner.config
+    }
+
+    /// Lock the state (a poisoned lock is still usable: the state has no invariants a panic
+    /// half-way could break badly enough to matter for a test double).
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Count a request to `endpoint` and take its fault, if any.
+    fn enter(&self, endpoint: Endpoint) -> Option<Fault> {
+        self.lock().enter(endpoint)
+    }
 }

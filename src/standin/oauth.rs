@@ -1,0 +1,752 @@
+//! The kauth side of the stand-in: `GET /oauth/authorize`, its consent form (`POST /oauth/consent`)
+//! and `POST /oauth/token` (authorization-code and refresh-token grants).
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use super::reply::{self, KauthError, Params};
+use super::state::{
+    ACCESS_TOKEN_SECONDS, CONFIGURED_SCOPES, REFRESH_ROTATION_THRESHOLD, REFRESH_TOKEN_SECONDS,
+    SCOPE_EMAIL, SCOPE_NICKNAME, State,
+};
+use super::{Consent, Endpoint, Fault, StandIn, StandInConfig, TestUser};
+
+/// Kakao's `error_description` for a cancelled consent.
+const DENIED_DESCRIPTION: &str = "User denied access";
+
+/// A validated authorization request (from the query string or the consent form's hidden fields).
+#[derive(Clone, Debug)]
+pub(super) struct AuthorizeRequest {
+    client_id: String,
+    redirect_uri: String,
+    state: Option<String>,
+    /// The raw `scope` parameter, when one was sent (an additional-consent request).
+    scope: Option<String>,
+    /// The consent items this request asks for.
+    requested: BTreeSet<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    prompt_none: bool,
+}
+
+impl AuthorizeRequest {
+    /// Whether the email item must be agreed (it was asked for explicitly with `scope`).
+    fn email_required(&self) -> bool {
+        self.scope.is_some() && self.requested.contains(SCOPE_EMAIL)
+    }
+
+    /// The items agreed when the person accepts, sharing the email or not.
+    fn agreed(&self, share_email: bool) -> BTreeSet<String> {
+        self.requested
+            .iter()
+            .filter(|s| share_email || s.as_str() != SCOPE_EMAIL)
+            .cloned()
+            .collect()
+    }
+
+    /// The parameters the consent form carries in hidden fields.
+    fn hidden_fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("client_id", self.client_id.clone()),
+            ("redirect_uri", self.redirect_uri.clone()),
+            ("response_type", "code".to_owned()),
+        ];
+        let optional = [
+            ("state", &self.state),
+            ("scope", &self.scope),
+            ("code_challenge", &self.code_challenge),
+            ("code_challenge_method", &self.code_challenge_method),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                fields.push((name, value.clone()));
+            }
+        }
+        fields
+    }
+
+    /// 302 back to the app with `params` and the echoed `state`.
+    fn redirect(&self, params: &[(&str, &str)]) -> HttpResponse {
+        let mut all = params.to_vec();
+        if let Some(state) = &self.state {
+            all.push(("state", state));
+        }
+        reply::found(&reply::redirect_target(&self.redirect_uri, &all))
+    }
+
+    /// 302 back with a fresh code.
+    fn redirect_with_code(&self, code: &str) -> HttpResponse {
+        self.redirect(&[("code", code)])
+    }
+
+    /// 302 back as if the person pressed cancel.
+    fn redirect_denied(&self) -> HttpResponse {
+        self.redirect(&[
+            ("error", "access_denied"),
+            ("error_description", DENIED_DESCRIPTION),
+        ])
+    }
+
+    /// 302 back with an arbitrary `error` (fault injection and `prompt=none`).
+    fn redirect_error(&self, error: &str) -> HttpResponse {
+        let description = match error {
+            "access_denied" => Some(DENIED_DESCRIPTION),
+            "consent_required" => Some("user consent required."),
+            _ => None,
+        };
+        match description {
+            Some(description) => {
+                self.redirect(&[("error", error), ("error_description", description)])
+            }
+            None => self.redirect(&[("error", error)]),
+        }
+    }
+}
+
+/// A problem Kakao reports on its own error page instead of redirecting.
+#[derive(Clone, Debug)]
+pub(super) struct PageError {
+    status: u16,
+    title: &'static str,
+    koe: &'static str,
+    error: &'static str,
+    description: String,
+}
+
+impl PageError {
+    fn setup(koe: &'static str, error: &'static str, description: String) -> Self {
+        Self {
+            status: 400,
+            title: "앱 관리자 설정 오류",
+            koe,
+            error,
+            description,
+        }
+    }
+
+    fn bad_request(koe: &'static str, error: &'static str, description: String) -> Self {
+        Self {
+            status: 400,
+            title: "잘못된 요청",
+            koe,
+            error,
+            description,
+        }
+    }
+
+    /// The error page.
+    pub(super) fn response(&self) -> HttpResponse {
+        let page = ErrorPage {
+            title: self.title,
+            koe: self.koe,
+            error: self.error,
+            description: &self.description,
+        };
+        render(self.status, &page)
+    }
+}
+
+/// Kakao-like error page (`templates/standin/error.html`).
+#[derive(askama::Template)]
+#[template(path = "standin/error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    koe: &'a str,
+    error: &'a str,
+    description: &'a str,
+}
+
+/// One selectable account on the consent page.
+#[derive(Clone, Debug)]
+struct AccountChoice {
+    id: String,
+    nickname: String,
+    email: String,
+    selected: bool,
+}
+
+/// What the "new account" part of the form held (kept when the page is shown again).
+#[derive(Clone, Debug)]
+struct NewAccountForm {
+    nickname: String,
+    email: String,
+    verified: bool,
+    valid: bool,
+}
+
+impl Default for NewAccountForm {
+    fn default() -> Self {
+        Self {
+            nickname: String::new(),
+            email: String::new(),
+            verified: true,
+            valid: true,
+        }
+    }
+}
+
+/// Consent page (`templates/standin/consent.html`).
+#[derive(askama::Template)]
+#[template(path = "standin/consent.html")]
+struct ConsentPage<'a> {
+    client_id: &'a str,
+    hidden: Vec<(&'static str, String)>,
+    accounts: Vec<AccountChoice>,
+    new_selected: bool,
+    new_account: NewAccountForm,
+    asks_nickname: bool,
+    asks_email: bool,
+    email_required: bool,
+    share_email: bool,
+    error: Option<&'a str>,
+}
+
+/// Render an askama page, or a bare 500 if the template fails.
+fn render(status: u16, page: &impl askama::Template) -> HttpResponse {
+    match page.render() {
+        Ok(body) => reply::html(status, body),
+        Err(err) => {
+            log::error!("stand-in: cannot render a page: {err}");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+/// Whether `value` is a valid PKCE challenge or verifier: 43-128 unreserved characters.
+fn is_pkce_string(value: &str) -> bool {
+    (43..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// Split a `scope`/`prompt` value on commas and/or spaces (Kakao's docs use commas, its SDK spaces).
+fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+}
+
+/// Validate the authorize parameters the way Kakao does before showing anything.
+fn validate(config: &StandInConfig, params: &Params) -> Result<AuthorizeRequest, PageError> {
+    let client_id = match params.non_empty("client_id") {
+        None => {
+            return Err(PageError::setup(
+                "KOE101",
+                "invalid_client",
+                "Not exist client_id [null]".to_owned(),
+            ));
+        }
+        Some(id) if id != config.client_id => {
+            return Err(PageError::setup(
+                "KOE101",
+                "invalid_client",
+                format!("Not exist client_id {id}"),
+            ));
+        }
+        Some(id) => id.to_owned(),
+    };
+    let redirect_uri = match params.non_empty("redirect_uri") {
+        Some(uri) if config.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
+        other => {
+            return Err(PageError::setup(
+                "KOE006",
+                "invalid_request",
+                format!(
+                    "등록하지 않은 리다이렉트 URI를 사용해 인가 코드를 요청했습니다: {}",
+                    other.unwrap_or("[null]")
+                ),
+            ));
+        }
+    };
+    match params.get("response_type") {
+        Some("code") => {}
+        Some("token") => {
+            return Err(PageError::bad_request(
+                "KOE202",
+                "invalid_request",
+                "Unsupported response type: token (implicit grant is not supported)".to_owned(),
+            ));
+        }
+        other => {
+            return Err(PageError::bad_request(
+                "KOE201",
+                "invalid_request",
+                format!("Unsupported response type: {}", other.unwrap_or("[null]")),
+            ));
+        }
+    }
+    // Kakao advertises only S256 (`code_challenge_methods_supported: ["S256"]`); which KOE code it
+    // shows for `plain` or a malformed challenge is not documented, so KOE001 (malformed request)
+    // is the stand-in's choice. A missing method means `plain` (RFC 7636 4.3), so it fails too.
+    let code_challenge = params.non_empty("code_challenge").map(str::to_owned);
+    let code_challenge_method = params.non_empty("code_challenge_method").map(str::to_owned);
+    match (&code_challenge, code_challenge_method.as_deref()) {
+        (None, None) => {}
+        (Some(challenge), Some("S256")) if is_pkce_string(challenge) => {}
+        (Some(_), Some("S256")) => {
+            return Err(PageError::bad_request(
+                "KOE001",
+                "invalid_request",
+                "Invalid code_challenge".to_owned(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(PageError::bad_request(
+                "KOE001",
+                "invalid_request",
+                "code_challenge_method without code_challenge".to_owned(),
+            ));
+        }
+        (Some(_), method) => {
+            return Err(PageError::bad_request(
+                "KOE001",
+                "invalid_request",
+                format!(
+                    "Unsupported code_challenge_method: {} (only S256 is supported)",
+                    method.unwrap_or("plain")
+                ),
+            ));
+        }
+    }
+    let scope = params.non_empty("scope").map(str::to_owned);
+    let requested: BTreeSet<String> = match &scope {
+        Some(raw) => {
+            let asked: BTreeSet<String> = split_list(raw).map(str::to_owned).collect();
+            let unknown: Vec<&str> = asked
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !CONFIGURED_SCOPES.contains(s))
+                .collect();
+            if !unknown.is_empty() {
+                return Err(PageError::setup(
+                    "KOE205",
+                    "invalid_scope",
+                    format!(
+                        "설정하지 않은 동의 항목을 요청했습니다: {}",
+                        unknown.join(",")
+                    ),
+                ));
+            }
+            asked
+        }
+        None => BTreeSet::new(),
+    };
+    let (scope, requested) = if requested.is_empty() {
+        (
+            None,
+            CONFIGURED_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+        )
+    } else {
+        (scope, requested)
+    };
+    let prompt_none = params
+        .get("prompt")
+        .is_some_and(|p| split_list(p).any(|v| v == "none"));
+    Ok(AuthorizeRequest {
+        client_id,
+        redirect_uri,
+        state: params.non_empty("state").map(str::to_owned),
+        scope,
+        requested,
+        code_challenge,
+        code_challenge_method,
+        prompt_none,
+    })
+}
+
+/// Agree as `kakao_id`: link, mint a code and redirect; a 500 page if the account is unknown.
+fn agree(
+    standin: &StandIn,
+    request: &AuthorizeRequest,
+    kakao_id: i64,
+    share_email: bool,
+) -> HttpResponse {
+    let code = {
+        let mut state = standin.lock();
+        if !state.accounts.contains_key(&kakao_id) {
+            None
+        } else {
+            Some(state.grant_code(
+                kakao_id,
+                &request.client_id,
+                &request.redirect_uri,
+                request.code_challenge.as_deref(),
+                request.agreed(share_email),
+            ))
+        }
+    };
+    match code {
+        Some(code) => request.redirect_with_code(&code),
+        None => {
+            let page = PageError {
+                status: 500,
+                title: "스탠드인 설정 오류",
+                koe: "STANDIN",
+                error: "unknown_account",
+                description: format!(
+                    "Consent::Agree names Kakao id {kakao_id}, which add_user never returned"
+                ),
+            };
+            page.response()
+        }
+    }
+}
+
+/// The consent page for `request`, optionally with an error and the previous form input.
+fn consent_page(
+    standin: &StandIn,
+    request: &AuthorizeRequest,
+    previous: Option<(&Params, &str)>,
+) -> HttpResponse {
+    let selected = previous
+        .and_then(|(form, _)| form.get("account").map(str::to_owned))
+        .unwrap_or_default();
+    let accounts: Vec<AccountChoice> = {
+        let state = standin.lock();
+        state
+            .accounts
+            .values()
+            .map(|a| AccountChoice {
+                id: a.id.to_string(),
+                nickname: a
+                    .user
+                    .nickname
+                    .clone()
+                    .unwrap_or_else(|| "(닉네임 없음)".to_owned()),
+                email: a
+                    .user
+                    .email
+                    .clone()
+                    .unwrap_or_else(|| "(이메일 없음)".to_owned()),
+                selected: false,
+            })
+            .collect()
+    };
+    let mut accounts = accounts;
+    let mut any_selected = false;
+    for (i, account) in accounts.iter_mut().enumerate() {
+        account.selected = if previous.is_some() {
+            account.id == selected
+        } else {
+            i == 0
+        };
+        any_selected |= account.selected;
+    }
+    let (new_account, share_email) = match previous {
+        Some((form, _)) => (
+            NewAccountForm {
+                nickname: form.get("new_nickname").unwrap_or_default().to_owned(),
+                email: form.get("new_email").unwrap_or_default().to_owned(),
+                verified: form.has("new_email_verified"),
+                valid: form.has("new_email_valid"),
+            },
+            form.has("share_email") || request.email_required(),
+        ),
+        None => (NewAccountForm::default(), true),
+    };
+    let page = ConsentPage {
+        client_id: &request.client_id,
+        hidden: request.hidden_fields(),
+        accounts,
+        new_selected: !any_selected,
+        new_account,
+        asks_nickname: request.requested.contains(SCOPE_NICKNAME),
+        asks_email: request.requested.contains(SCOPE_EMAIL),
+        email_required: request.email_required(),
+        share_email,
+        error: previous.map(|(_, message)| message),
+    };
+    render(if previous.is_some() { 400 } else { 200 }, &page)
+}
+
+/// `GET /oauth/authorize`.
+pub(super) async fn authorize(standin: StandIn, req: HttpRequest, _body: Bytes) -> HttpResponse {
+    let fault = standin.enter(Endpoint::Authorize);
+    if let Some(response) = reply::apply_fault(fault.as_ref()).await {
+        return response;
+    }
+    let params = Params::parse(req.query_string().as_bytes());
+    let request = match validate(standin.config(), &params) {
+        Ok(request) => request,
+        Err(page) => return page.response(),
+    };
+    if let Some(Fault::AuthorizeError(error)) = &fault {
+        return request.redirect_error(error);
+    }
+    let auto = standin.lock().auto_consent.clone();
+    match auto {
+        Some(Consent::Cancel) => request.redirect_denied(),
+        Some(Consent::Agree {
+            kakao_id,
+            share_email,
+        }) => agree(&standin, &request, kakao_id, share_email),
+        None if request.prompt_none => request.redirect_error("consent_required"),
+        None => consent_page(&standin, &request, None),
+    }
+}
+
+/// The account the consent form chose, creating a typed-in one if needed.
+fn chosen_account(state: &mut State, form: &Params) -> Result<i64, &'static str> {
+    match form.non_empty("account") {
+        Some("new") => {
+            let nickname = form.non_empty("new_nickname").map(|s| s.trim().to_owned());
+            let email = form
+                .non_empty("new_email")
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty());
+            let nickname = nickname.filter(|s| !s.is_empty());
+            if nickname.is_none() && email.is_none() {
+                return Err("새 계정의 닉네임 또는 이메일을 입력해 주세요.");
+            }
+            if let Some(email) = &email {
+                if !email.contains('@') {
+                    return Err("이메일 형식이 올바르지 않습니다.");
+                }
+                if let Some(id) = state.account_by_email(email) {
+                    return Ok(id);
+                }
+            }
+            Ok(state.add_account(TestUser {
+                nickname,
+                email,
+                email_verified: form.has("new_email_verified"),
+                email_valid: form.has("new_email_valid"),
+            }))
+        }
+        Some(id) => id
+            .parse::<i64>()
+            .ok()
+            .filter(|id| state.accounts.contains_key(id))
+            .ok_or("선택한 계정을 찾을 수 없습니다."),
+        None => Err("로그인할 카카오계정을 선택해 주세요."),
+    }
+}
+
+/// `POST /oauth/consent`: the consent form's answer.
+pub(super) async fn consent(standin: StandIn, req: HttpRequest, body: Bytes) -> HttpResponse {
+    if !reply::is_form(&req) {
+        return PageError::bad_request(
+            "KOE001",
+            "invalid_request",
+            "The consent form must be posted as application/x-www-form-urlencoded".to_owned(),
+        )
+        .response();
+    }
+    let form = Params::parse(&body);
+    let request = match validate(standin.config(), &form) {
+        Ok(request) => request,
+        Err(page) => return page.response(),
+    };
+    if form.get("action") == Some("cancel") {
+        return request.redirect_denied();
+    }
+    let share_email = form.has("share_email");
+    if request.email_required() && !share_email {
+        return consent_page(
+            &standin,
+            &request,
+            Some((&form, "[필수] 동의 항목에 모두 동의해 주세요.")),
+        );
+    }
+    let chosen = {
+        let mut state = standin.lock();
+        chosen_account(&mut state, &form)
+    };
+    match chosen {
+        Ok(kakao_id) => agree(&standin, &request, kakao_id, share_email),
+        Err(message) => consent_page(&standin, &request, Some((&form, message))),
+    }
+}
+
+/// Successful `/oauth/token` answer.
+#[derive(Clone, Debug, Serialize)]
+struct TokenResponse {
+    token_type: &'static str,
+    access_token: String,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token_expires_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+}
+
+/// Client authentication (`client_secret_post` only, as Kakao).
+fn check_client(config: &StandInConfig, form: &Params) -> Result<(), KauthError> {
+    match form.non_empty("client_id") {
+        None => {
+            return Err(KauthError::new(
+                401,
+                "invalid_client",
+                "Not exist client_id [null]",
+                "KOE101",
+            ));
+        }
+        Some(id) if id != config.client_id => {
+            return Err(KauthError::new(
+                401,
+                "invalid_client",
+                format!("Not exist client_id {id}"),
+                "KOE101",
+            ));
+        }
+        Some(_) => {}
+    }
+    if let Some(secret) = &config.client_secret
+        && form.get("client_secret") != Some(secret.as_str())
+    {
+        return Err(KauthError::new(
+            401,
+            "invalid_client",
+            "Bad client credentials",
+            "KOE010",
+        ));
+    }
+    Ok(())
+}
+
+/// The PKCE failure answer. Kakao's exact answer for a wrong `code_verifier` is not documented;
+/// the stand-in reports it as `invalid_grant` with KOE320 (the code is unusable either way).
+fn pkce_failed() -> KauthError {
+    KauthError::new(400, "invalid_grant", "PKCE verification failed.", "KOE320")
+}
+
+/// `grant_type=authorization_code`.
+fn exchange_code(state: &mut State, form: &Params) -> Result<TokenResponse, KauthError> {
+    let code = form.non_empty("code").unwrap_or("null");
+    let not_found = || {
+        KauthError::new(
+            400,
+            "invalid_grant",
+            format!("authorization code not found for code={code}"),
+            "KOE320",
+        )
+    };
+    // Removing it first makes every code single-use, even when a later check fails.
+    let grant = state.codes.remove(code).ok_or_else(not_found)?;
+    if grant.expires_at <= Instant::now() || form.get("client_id") != Some(grant.client_id.as_str())
+    {
+        return Err(not_found());
+    }
+    if form.get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
+        return Err(KauthError::new(
+            400,
+            "invalid_grant",
+            "Redirect URI mismatch.",
+            "KOE303",
+        ));
+    }
+    // A verifier is checked only when the authorize request carried a challenge.
+    if let Some(challenge) = &grant.code_challenge {
+        let verifier = form.non_empty("code_verifier").ok_or_else(pkce_failed)?;
+        let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        if !is_pkce_string(verifier) || &computed != challenge {
+            return Err(pkce_failed());
+        }
+    }
+    let scopes = state
+        .links
+        .get(&grant.kakao_id)
+        .map(|link| link.scopes.iter().cloned().collect::<Vec<_>>().join(" "))
+        .ok_or_else(not_found)?;
+    let refresh_token = state.issue_refresh_token(grant.kakao_id);
+    let access_token = state.issue_access_token(grant.kakao_id, Some(refresh_token.clone()));
+    Ok(TokenResponse {
+        token_type: "bearer",
+        access_token,
+        expires_in: ACCESS_TOKEN_SECONDS,
+        refresh_token: Some(refresh_token),
+        refresh_token_expires_in: Some(REFRESH_TOKEN_SECONDS),
+        scope: Some(scopes),
+    })
+}
+
+/// `grant_type=refresh_token`. The refresh token is renewed only when less than a month of its
+/// life is left (Kakao's documented rule); otherwise the refresh fields are absent.
+fn refresh(state: &mut State, form: &Params) -> Result<TokenResponse, KauthError> {
+    let token = form.non_empty("refresh_token").ok_or_else(|| {
+        KauthError::new(400, "invalid_grant", "refresh_token is required", "KOE319")
+    })?;
+    let invalid = || {
+        KauthError::new(
+            400,
+            "invalid_grant",
+            "expired_or_invalid_refresh_token",
+            "KOE322",
+        )
+    };
+    let record = state
+        .refresh_tokens
+        .get(token)
+        .cloned()
+        .ok_or_else(invalid)?;
+    let now = Instant::now();
+    if record.expires_at <= now || !state.links.contains_key(&record.kakao_id) {
+        state.refresh_tokens.remove(token);
+        return Err(invalid());
+    }
+    let (refresh_token, refresh_token_expires_in, kept) =
+        if record.expires_at - now < REFRESH_ROTATION_THRESHOLD {
+            state.refresh_tokens.remove(token);
+            let renewed = state.issue_refresh_token(record.kakao_id);
+            (Some(renewed.clone()), Some(REFRESH_TOKEN_SECONDS), renewed)
+        } else {
+            (None, None, token.to_owned())
+        };
+    let access_token = state.issue_access_token(record.kakao_id, Some(kept));
+    Ok(TokenResponse {
+        token_type: "bearer",
+        access_token,
+        expires_in: ACCESS_TOKEN_SECONDS,
+        refresh_token,
+        refresh_token_expires_in,
+        scope: None,
+    })
+}
+
+/// `POST /oauth/token`.
+pub(super) async fn token(standin: StandIn, req: HttpRequest, body: Bytes) -> HttpResponse {
+    let fault = standin.enter(Endpoint::Token);
+    if let Some(response) = reply::apply_fault(fault.as_ref()).await {
+        return response;
+    }
+    if !reply::is_form(&req) {
+        return KauthError::new(
+            400,
+            "invalid_request",
+            "Content-Type must be application/x-www-form-urlencoded",
+            "KOE001",
+        )
+        .response();
+    }
+    let form = Params::parse(&body);
+    if let Err(err) = check_client(standin.config(), &form) {
+        return err.response();
+    }
+    let result = {
+        let mut state = standin.lock();
+        match form.get("grant_type") {
+            Some("authorization_code") => exchange_code(&mut state, &form),
+            Some("refresh_token") => refresh(&mut state, &form),
+            other => Err(KauthError::new(
+                400,
+                "invalid_request",
+                format!("Unsupported grant type: {}", other.unwrap_or("[null]")),
+                "KOE001",
+            )),
+        }
+    };
+    match result {
+        Ok(success) => reply::json(200, &success),
+        Err(err) => err.response(),
+    }
+}

@@ -1,0 +1,295 @@
+//! The stand-in's in-memory world: test accounts, app links, codes, tokens, faults and counters.
+//!
+//! Everything here is synchronous and lives behind the one `Mutex` in [`super::StandIn`]; the HTTP
+//! handlers take what they need out of it and never hold the lock across an `.await`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::RngCore as _;
+
+use super::{Endpoint, Fault, TestUser};
+
+/// First Kakao id handed out; ids are above 2^53 so that float-parsing clients break visibly.
+pub(super) const FIRST_KAKAO_ID: i64 = 4_100_000_000_000_000_001;
+/// How long an authorization code stays usable (Kakao only says "short"; 10 minutes is the
+/// commonly reported value).
+pub(super) const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// Access-token lifetime observed for REST-API-key tokens (6 hours minus one second).
+pub(super) const ACCESS_TOKEN_SECONDS: u64 = 21_599;
+/// Refresh-token lifetime observed for REST-API-key tokens (60 days minus one second).
+pub(super) const REFRESH_TOKEN_SECONDS: u64 = 5_183_999;
+/// Kakao renews a refresh token on refresh only when less than a month of its life is left.
+pub(super) const REFRESH_ROTATION_THRESHOLD: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// Consent item id for the nickname.
+pub(super) const SCOPE_NICKNAME: &str = "profile_nickname";
+/// Consent item id for the Kakao account's email.
+pub(super) const SCOPE_EMAIL: &str = "account_email";
+/// The consent items the stand-in's app has configured; anything else in `scope` is `KOE205`.
+pub(super) const CONFIGURED_SCOPES: [&str; 2] = [SCOPE_NICKNAME, SCOPE_EMAIL];
+
+/// A Kakao account known to the stand-in.
+#[derive(Clone, Debug)]
+pub(super) struct Account {
+    pub(super) id: i64,
+    pub(super) user: TestUser,
+}
+
+/// The link (연결) between a Kakao account and the app, created on first consent.
+#[derive(Clone, Debug)]
+pub(super) struct Link {
+    pub(super) connected_at: DateTime<Utc>,
+    /// Every consent item the person agreed to since linking (consents accumulate, as on Kakao).
+    pub(super) scopes: BTreeSet<String>,
+}
+
+/// An authorization code waiting to be exchanged.
+#[derive(Clone, Debug)]
+pub(super) struct CodeGrant {
+    pub(super) kakao_id: i64,
+    pub(super) client_id: String,
+    pub(super) redirect_uri: String,
+    pub(super) code_challenge: Option<String>,
+    pub(super) expires_at: Instant,
+}
+
+/// An access token the stand-in issued.
+#[derive(Clone, Debug)]
+pub(super) struct AccessToken {
+    pub(super) kakao_id: i64,
+    pub(super) expires_at: Instant,
+    /// Set by [`super::StandIn::expire_access_token`].
+    pub(super) forced_expired: bool,
+    /// Set by logout (token or admin-key form).
+    pub(super) revoked: bool,
+    /// Set by unlink; such a token answers -101 while the user stays unlinked, -401 after relinking.
+    pub(super) unlinked: bool,
+    /// The refresh token issued together with it, if any (logout discards both).
+    pub(super) refresh_token: Option<String>,
+}
+
+/// A refresh token the stand-in issued.
+#[derive(Clone, Debug)]
+pub(super) struct RefreshToken {
+    pub(super) kakao_id: i64,
+    pub(super) expires_at: Instant,
+}
+
+/// Why a kapi call with an access token was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum TokenProblem {
+    /// Unknown, revoked by logout, or from before an unlink-and-relink: -401 "does not exist".
+    DoesNotExist,
+    /// Past its lifetime or expired by the test: -401 "already expired".
+    Expired,
+    /// The owner is not linked to the app: -101.
+    NotLinked,
+}
+
+/// The whole mutable world.
+#[derive(Debug)]
+pub(super) struct State {
+    next_kakao_id: i64,
+    pub(super) accounts: BTreeMap<i64, Account>,
+    pub(super) links: HashMap<i64, Link>,
+    pub(super) codes: HashMap<String, CodeGrant>,
+    pub(super) access_tokens: HashMap<String, AccessToken>,
+    pub(super) refresh_tokens: HashMap<String, RefreshToken>,
+    pub(super) auto_consent: Option<super::Consent>,
+    pub(super) sticky_faults: HashMap<Endpoint, Fault>,
+    pub(super) queued_faults: HashMap<Endpoint, VecDeque<(Fault, usize)>>,
+    pub(super) hits: HashMap<Endpoint, usize>,
+    pub(super) unlinked: Vec<i64>,
+    pub(super) logged_out: Vec<i64>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            next_kakao_id: FIRST_KAKAO_ID,
+            accounts: BTreeMap::new(),
+            links: HashMap::new(),
+            codes: HashMap::new(),
+            access_tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            auto_consent: None,
+            sticky_faults: HashMap::new(),
+            queued_faults: HashMap::new(),
+            hits: HashMap::new(),
+            unlinked: Vec::new(),
+            logged_out: Vec::new(),
+        }
+    }
+}
+
+/// `n` random bytes as unpadded base64url (the alphabet Kakao's codes and tokens use).
+pub(super) fn random_token(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl State {
+    /// Store a new account and return its id.
+    pub(super) fn add_account(&mut self, user: TestUser) -> i64 {
+        let id = self.next_kakao_id;
+        self.next_kakao_id += 1;
+        self.accounts.insert(id, Account { id, user });
+        id
+    }
+
+    /// The account whose email equals `email` (ASCII case-insensitively), if any.
+    pub(super) fn account_by_email(&self, email: &str) -> Option<i64> {
+        self.accounts.values().find_map(|a| {
+            a.user
+                .email
+                .as_deref()
+                .filter(|e| e.eq_ignore_ascii_case(email))
+                .map(|_| a.id)
+        })
+    }
+
+    /// Count a request to `endpoint` and take the fault that applies to it, if any.
+    /// One-shot faults (queued by `fail_next`) win over the sticky one.
+    pub(super) fn enter(&mut self, endpoint: Endpoint) -> Option<Fault> {
+        *self.hits.entry(endpoint).or_default() += 1;
+        if let Some(queue) = self.queued_faults.get_mut(&endpoint)
+            && let Some((fault, remaining)) = queue.front_mut()
+        {
+            let fault = fault.clone();
+            *remaining = remaining.saturating_sub(1);
+            if *remaining == 0 {
+                queue.pop_front();
+            }
+            return Some(fault);
+        }
+        self.sticky_faults.get(&endpoint).cloned()
+    }
+
+    /// Record a consent: link (or extend the link of) `kakao_id` with `scopes` and return a new code.
+    pub(super) fn grant_code(
+        &mut self,
+        kakao_id: i64,
+        client_id: &str,
+        redirect_uri: &str,
+        code_challenge: Option<&str>,
+        scopes: BTreeSet<String>,
+    ) -> String {
+        let now = Instant::now();
+        self.codes.retain(|_, c| c.expires_at > now);
+        let link = self.links.entry(kakao_id).or_insert_with(|| Link {
+            connected_at: Utc::now(),
+            scopes: BTreeSet::new(),
+        });
+        link.scopes.extend(scopes);
+        let code = random_token(64);
+        self.codes.insert(
+            code.clone(),
+            CodeGrant {
+                kakao_id,
+                client_id: client_id.to_owned(),
+                redirect_uri: redirect_uri.to_owned(),
+                code_challenge: code_challenge.map(str::to_owned),
+                expires_at: now + CODE_LIFETIME,
+            },
+        );
+        code
+    }
+
+    /// Issue a refresh token for `kakao_id`.
+    pub(super) fn issue_refresh_token(&mut self, kakao_id: i64) -> String {
+        let token = random_token(40);
+        self.refresh_tokens.insert(
+            token.clone(),
+            RefreshToken {
+                kakao_id,
+                expires_at: Instant::now() + Duration::from_secs(REFRESH_TOKEN_SECONDS),
+            },
+        );
+        token
+    }
+
+    /// Issue an access token for `kakao_id`, remembering the refresh token it belongs with.
+    pub(super) fn issue_access_token(
+        &mut self,
+        kakao_id: i64,
+        refresh_token: Option<String>,
+    ) -> String {
+        let token = random_token(40);
+        self.access_tokens.insert(
+            token.clone(),
+            AccessToken {
+                kakao_id,
+                expires_at: Instant::now() + Duration::from_secs(ACCESS_TOKEN_SECONDS),
+                forced_expired: false,
+                revoked: false,
+                unlinked: false,
+                refresh_token,
+            },
+        );
+        token
+    }
+
+    /// Check an access token presented to kapi; on success the owner's id and remaining lifetime.
+    pub(super) fn check_access_token(&self, token: &str) -> Result<(i64, Duration), TokenProblem> {
+        let record = self
+            .access_tokens
+            .get(token)
+            .ok_or(TokenProblem::DoesNotExist)?;
+        if record.revoked {
+            return Err(TokenProblem::DoesNotExist);
+        }
+        let now = Instant::now();
+        if record.forced_expired || record.expires_at <= now {
+            return Err(TokenProblem::Expired);
+        }
+        if !self.links.contains_key(&record.kakao_id) {
+            return Err(TokenProblem::NotLinked);
+        }
+        if record.unlinked {
+            return Err(TokenProblem::DoesNotExist);
+        }
+        Ok((record.kakao_id, record.expires_at - now))
+    }
+
+    /// Logout with an access token: that token and the refresh token issued with it stop working.
+    pub(super) fn logout_token(&mut self, token: &str) {
+        let mut refresh = None;
+        if let Some(record) = self.access_tokens.get_mut(token) {
+            record.revoked = true;
+            refresh = record.refresh_token.take();
+            self.logged_out.push(record.kakao_id);
+        }
+        if let Some(refresh) = refresh {
+            self.refresh_tokens.remove(&refresh);
+        }
+    }
+
+    /// Logout with the admin key: every token of `kakao_id` stops working.
+    pub(super) fn logout_user(&mut self, kakao_id: i64) {
+        for record in self.access_tokens.values_mut() {
+            if record.kakao_id == kakao_id {
+                record.revoked = true;
+            }
+        }
+        self.refresh_tokens.retain(|_, r| r.kakao_id != kakao_id);
+        self.logged_out.push(kakao_id);
+    }
+
+    /// Unlink `kakao_id` from the app: consent, codes and tokens are gone.
+    pub(super) fn unlink_user(&mut self, kakao_id: i64) {
+        self.links.remove(&kakao_id);
+        for record in self.access_tokens.values_mut() {
+            if record.kakao_id == kakao_id {
+                record.unlinked = true;
+            }
+        }
+        self.refresh_tokens.retain(|_, r| r.kakao_id != kakao_id);
+        self.codes.retain(|_, c| c.kakao_id != kakao_id);
+        self.unlinked.push(kakao_id);
+    }
+}

@@ -1,0 +1,1 @@
+//! Tests for the Kakao stand-in (added in the next commit).
