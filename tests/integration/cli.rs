@@ -40,7 +40,11 @@ fn createsuperuser_refuses_a_duplicate_and_a_bad_email() {
     let again = run_with_db(&db.url, dir.path(), &args);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
-    let bad = run_with_db(&db.url, dir.path(), &["createsuperuser", "--email", "nope", "--noinput"]);
+    let bad = run_with_db(
+        &db.url,
+        dir.path(),
+        &["createsuperuser", "--email", "nope", "--noinput"],
+    );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("email"));
 }
@@ -50,7 +54,11 @@ fn migrate_and_check_succeed_on_a_good_configuration() {
     let db = TestDb::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = run_with_db(&db.url, dir.path(), &["migrate"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run_with_db(&db.url, dir.path(), &["check"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");

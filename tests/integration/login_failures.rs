@@ -17,7 +17,14 @@ async fn login_with_fault(app: &TestApp, endpoint: Endpoint, fault: Fault) -> (B
     let browser = app.browser();
     let authorize = app.start_login(&browser, None).await;
     let back = app
-        .authorize_with(&browser, &authorize, Consent::Agree { kakao_id, share_email: true })
+        .authorize_with(
+            &browser,
+            &authorize,
+            Consent::Agree {
+                kakao_id,
+                share_email: true,
+            },
+        )
         .await;
     app.kakao.standin.set_fault(endpoint, Some(fault));
     let done = browser.get(&back).await;
@@ -33,7 +40,10 @@ async fn cancelling_at_kakao_shows_the_cancelled_page() {
     assert_eq!(done.status, 200);
     assert_eq!(done.error_code().as_deref(), Some("cancelled"));
     assert!(done.body.contains("로그인을 취소했습니다"));
-    assert!(done.body.contains("href=\"/kakao/login/\""), "offers to try again");
+    assert!(
+        done.body.contains("href=\"/kakao/login/\""),
+        "offers to try again"
+    );
     assert_not_signed_in(&app, &browser).await;
     assert_eq!(app.kakao.standin.hits(Endpoint::Token), 0);
 }
@@ -44,12 +54,19 @@ async fn declining_email_offers_to_ask_kakao_again_and_asking_again_works() {
     let kakao_id = app.kakao_user("무메일", "noshare@example.com");
     let browser = app.browser();
     let done = app
-        .login_as(&browser, Consent::Agree { kakao_id, share_email: false }, Some("/profile/"))
+        .login_as(
+            &browser,
+            Consent::Agree {
+                kakao_id,
+                share_email: false,
+            },
+            Some("/profile/"),
+        )
         .await;
     assert_eq!(done.status, 403);
     assert_eq!(done.error_code().as_deref(), Some("email_required"));
     assert!(app.users().is_empty(), "no account without email");
-    let ask_again = "/kakao/login/?scope=account_email&amp;next=%2Fprofile%2F";
+    let ask_again = "/kakao/login/?scope=account_email&#38;next=%2Fprofile%2F";
     assert!(done.body.contains(ask_again), "{}", done.body);
 
     let start = browser
@@ -59,7 +76,14 @@ async fn declining_email_offers_to_ask_kakao_again_and_asking_again_works() {
     let authorize = start.location();
     assert_eq!(query_of(&authorize)["scope"], "account_email");
     let back = app
-        .authorize_with(&browser, &authorize, Consent::Agree { kakao_id, share_email: true })
+        .authorize_with(
+            &browser,
+            &authorize,
+            Consent::Agree {
+                kakao_id,
+                share_email: true,
+            },
+        )
         .await;
     let done = browser.get(&back).await;
     assert_eq!(done.status, 303, "{}", done.body);
@@ -82,7 +106,14 @@ async fn unverified_or_invalid_emails_are_refused() {
         });
         let browser = app.browser();
         let done = app
-            .login_as(&browser, Consent::Agree { kakao_id, share_email: true }, None)
+            .login_as(
+                &browser,
+                Consent::Agree {
+                    kakao_id,
+                    share_email: true,
+                },
+                None,
+            )
             .await;
         assert_eq!(done.status, 403, "{code}");
         assert_eq!(done.error_code().as_deref(), Some(code));
@@ -98,7 +129,14 @@ async fn an_inactive_account_cannot_sign_in() {
     set_active(&app, false);
     let browser = app.browser();
     let done = app
-        .login_as(&browser, Consent::Agree { kakao_id, share_email: true }, None)
+        .login_as(
+            &browser,
+            Consent::Agree {
+                kakao_id,
+                share_email: true,
+            },
+            None,
+        )
         .await;
     assert_eq!(done.status, 403);
     assert_eq!(done.error_code().as_deref(), Some("account_inactive"));
@@ -119,11 +157,31 @@ pub fn set_active(app: &TestApp, active: bool) {
 async fn kakao_token_endpoint_failures_show_a_retry_page() {
     let app = TestApp::spawn_with(&[("kakao_timeout_ms", "700")]).await;
     let cases: Vec<(Endpoint, Fault, u16, &str)> = vec![
-        (Endpoint::Token, Fault::Status(500), 502, "kakao_unavailable"),
-        (Endpoint::Token, Fault::Status(503), 502, "kakao_unavailable"),
-        (Endpoint::Token, Fault::MalformedJson, 502, "kakao_unavailable"),
+        (
+            Endpoint::Token,
+            Fault::Status(500),
+            502,
+            "kakao_unavailable",
+        ),
+        (
+            Endpoint::Token,
+            Fault::Status(503),
+            502,
+            "kakao_unavailable",
+        ),
+        (
+            Endpoint::Token,
+            Fault::MalformedJson,
+            502,
+            "kakao_unavailable",
+        ),
         (Endpoint::Token, Fault::WrongShape, 502, "kakao_unavailable"),
-        (Endpoint::Token, Fault::Delay(Duration::from_millis(2000)), 504, "kakao_timeout"),
+        (
+            Endpoint::Token,
+            Fault::Delay(Duration::from_millis(2000)),
+            504,
+            "kakao_timeout",
+        ),
         (
             Endpoint::Token,
             Fault::KauthError {
@@ -144,11 +202,42 @@ async fn kakao_token_endpoint_failures_show_a_retry_page() {
             502,
             "kakao_misconfigured",
         ),
-        (Endpoint::UserMe, Fault::Status(502), 502, "kakao_unavailable"),
-        (Endpoint::UserMe, Fault::MalformedJson, 502, "kakao_unavailable"),
-        (Endpoint::UserMe, Fault::KapiError { status: 400, code: -1 }, 502, "kakao_unavailable"),
-        (Endpoint::UserMe, Fault::KapiError { status: 401, code: -401 }, 400, "kakao_rejected"),
-        (Endpoint::UserMe, Fault::Delay(Duration::from_millis(2000)), 504, "kakao_timeout"),
+        (
+            Endpoint::UserMe,
+            Fault::Status(502),
+            502,
+            "kakao_unavailable",
+        ),
+        (
+            Endpoint::UserMe,
+            Fault::MalformedJson,
+            502,
+            "kakao_unavailable",
+        ),
+        (
+            Endpoint::UserMe,
+            Fault::KapiError {
+                status: 400,
+                code: -1,
+            },
+            502,
+            "kakao_unavailable",
+        ),
+        (
+            Endpoint::UserMe,
+            Fault::KapiError {
+                status: 401,
+                code: -401,
+            },
+            400,
+            "kakao_rejected",
+        ),
+        (
+            Endpoint::UserMe,
+            Fault::Delay(Duration::from_millis(2000)),
+            504,
+            "kakao_timeout",
+        ),
     ];
     for (endpoint, fault, status, code) in cases {
         let label = format!("{endpoint:?} {fault:?}");
@@ -186,9 +275,10 @@ async fn an_error_redirect_from_kakao_shows_a_retry_page() {
     let app = TestApp::spawn().await;
     let browser = app.browser();
     let authorize = app.start_login(&browser, None).await;
-    app.kakao
-        .standin
-        .set_fault(Endpoint::Authorize, Some(Fault::AuthorizeError("server_error".into())));
+    app.kakao.standin.set_fault(
+        Endpoint::Authorize,
+        Some(Fault::AuthorizeError("server_error".into())),
+    );
     let at_kakao = browser.get(&authorize).await;
     app.kakao.standin.set_fault(Endpoint::Authorize, None);
     assert_eq!(at_kakao.status, 302);
@@ -219,7 +309,14 @@ async fn a_callback_with_another_sessions_state_is_refused() {
     let attacker = app.browser();
     let authorize = app.start_login(&attacker, None).await;
     let back = app
-        .authorize_with(&attacker, &authorize, Consent::Agree { kakao_id, share_email: true })
+        .authorize_with(
+            &attacker,
+            &authorize,
+            Consent::Agree {
+                kakao_id,
+                share_email: true,
+            },
+        )
         .await;
     // ...and makes the victim's browser open it.
     let victim = app.browser();
@@ -238,7 +335,14 @@ async fn replaying_a_finished_callback_with_a_saved_cookie_is_refused() {
     let browser = app.browser();
     let authorize = app.start_login(&browser, None).await;
     let back = app
-        .authorize_with(&browser, &authorize, Consent::Agree { kakao_id, share_email: true })
+        .authorize_with(
+            &browser,
+            &authorize,
+            Consent::Agree {
+                kakao_id,
+                share_email: true,
+            },
+        )
         .await;
     let saved = browser.clone_cookies(); // the pre-login cookie still holds the state
     assert_eq!(browser.get(&back).await.status, 303);
@@ -246,7 +350,11 @@ async fn replaying_a_finished_callback_with_a_saved_cookie_is_refused() {
     let replay = saved.get(&back).await;
     assert_eq!(replay.status, 400);
     assert_eq!(replay.error_code().as_deref(), Some("state_replayed"));
-    assert_eq!(app.kakao.standin.hits(Endpoint::Token), token_calls, "no second exchange");
+    assert_eq!(
+        app.kakao.standin.hits(Endpoint::Token),
+        token_calls,
+        "no second exchange"
+    );
     assert_not_signed_in(&app, &saved).await;
 }
 
@@ -257,7 +365,14 @@ async fn an_expired_state_is_refused() {
     let browser = app.browser();
     let authorize = app.start_login(&browser, None).await;
     let back = app
-        .authorize_with(&browser, &authorize, Consent::Agree { kakao_id, share_email: true })
+        .authorize_with(
+            &browser,
+            &authorize,
+            Consent::Agree {
+                kakao_id,
+                share_email: true,
+            },
+        )
         .await;
     actix_web::rt::time::sleep(Duration::from_millis(2100)).await;
     let done = browser.get(&back).await;

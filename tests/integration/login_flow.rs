@@ -18,7 +18,10 @@ async fn login_start_redirects_to_kakao_with_state_pkce_and_scopes() {
     assert!(q["state"].len() >= 22);
     assert_eq!(q["scope"], "profile_nickname account_email");
     let cookie = browser.cookies.borrow().clone();
-    assert!(cookie.contains_key("kakao_login"), "session cookie set: {cookie:?}");
+    assert!(
+        cookie.contains_key("kakao_login"),
+        "session cookie set: {cookie:?}"
+    );
 }
 
 #[actix_web::test]
@@ -28,7 +31,14 @@ async fn a_new_person_signs_in_and_lands_on_their_profile() {
     assert!(kakao_id > (1_i64 << 53), "stand-in ids exercise 64 bits");
     let browser = app.browser();
     let done = app
-        .login_as(&browser, Consent::Agree { kakao_id, share_email: true }, None)
+        .login_as(
+            &browser,
+            Consent::Agree {
+                kakao_id,
+                share_email: true,
+            },
+            None,
+        )
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(done.location(), "/profile/");
@@ -59,7 +69,14 @@ async fn a_returning_person_gets_the_same_account() {
     let first = app.users();
     let again = app.browser();
     let done = app
-        .login_as(&again, Consent::Agree { kakao_id, share_email: true }, None)
+        .login_as(
+            &again,
+            Consent::Agree {
+                kakao_id,
+                share_email: true,
+            },
+            None,
+        )
         .await;
     assert_eq!(done.status, 303);
     let users = app.users();
@@ -77,7 +94,10 @@ async fn next_is_honoured_when_it_is_a_path_on_this_site() {
     let done = app
         .login_as(
             &browser,
-            Consent::Agree { kakao_id, share_email: true },
+            Consent::Agree {
+                kakao_id,
+                share_email: true,
+            },
             Some("/profile/?tab=1"),
         )
         .await;
@@ -101,7 +121,14 @@ async fn open_redirect_attempts_through_next_land_on_the_profile() {
     ] {
         let browser = app.browser();
         let done = app
-            .login_as(&browser, Consent::Agree { kakao_id, share_email: true }, Some(bad))
+            .login_as(
+                &browser,
+                Consent::Agree {
+                    kakao_id,
+                    share_email: true,
+                },
+                Some(bad),
+            )
             .await;
         assert_eq!(done.status, 303, "{bad:?}");
         assert_eq!(done.location(), "/profile/", "{bad:?} must not be followed");
@@ -110,9 +137,18 @@ async fn open_redirect_attempts_through_next_land_on_the_profile() {
     let browser = app.browser();
     let authorize = app.start_login(&browser, None).await;
     let back = app
-        .authorize_with(&browser, &authorize, Consent::Agree { kakao_id, share_email: true })
+        .authorize_with(
+            &browser,
+            &authorize,
+            Consent::Agree {
+                kakao_id,
+                share_email: true,
+            },
+        )
         .await;
-    let done = browser.get(&format!("{back}&next=https://evil.example")).await;
+    let done = browser
+        .get(&format!("{back}&next=https://evil.example"))
+        .await;
     assert_eq!(done.location(), "/profile/");
 }
 
@@ -121,9 +157,20 @@ async fn a_preprovisioned_superuser_is_claimed_by_the_same_verified_kakao_email(
     let app = TestApp::spawn().await;
     let out = crate::cli::run_cli(
         &app,
-        &["createsuperuser", "--email", "Boss@Example.com", "--name", "대표", "--noinput"],
+        &[
+            "createsuperuser",
+            "--email",
+            "Boss@Example.com",
+            "--name",
+            "대표",
+            "--noinput",
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let before = app.users();
     assert_eq!(before.len(), 1);
     assert!(before[0].is_superuser && before[0].is_staff);
@@ -132,14 +179,28 @@ async fn a_preprovisioned_superuser_is_claimed_by_the_same_verified_kakao_email(
     let kakao_id = app.kakao_user("카카오닉", "boss@example.com");
     let browser = app.browser();
     let done = app
-        .login_as(&browser, Consent::Agree { kakao_id, share_email: true }, None)
+        .login_as(
+            &browser,
+            Consent::Agree {
+                kakao_id,
+                share_email: true,
+            },
+            None,
+        )
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     let after = app.users();
     assert_eq!(after.len(), 1, "claimed, not duplicated");
     assert_eq!(after[0].id, before[0].id);
-    assert!(after[0].is_superuser && after[0].is_staff, "login never touches flags");
-    assert_eq!(after[0].name.as_deref(), Some("대표"), "the operator's name is kept");
+    assert!(
+        after[0].is_superuser && after[0].is_staff,
+        "login never touches flags"
+    );
+    assert_eq!(
+        after[0].name.as_deref(),
+        Some("대표"),
+        "the operator's name is kept"
+    );
     assert_eq!(social_uid(&app, after[0].id), Some(kakao_id));
 }
 
@@ -159,7 +220,14 @@ async fn an_email_linked_to_another_kakao_account_is_refused_with_409() {
     assert_ne!(other, intruder);
     let browser = app.browser();
     let done = app
-        .login_as(&browser, Consent::Agree { kakao_id: intruder, share_email: true }, None)
+        .login_as(
+            &browser,
+            Consent::Agree {
+                kakao_id: intruder,
+                share_email: true,
+            },
+            None,
+        )
         .await;
     assert_eq!(done.status, 409, "{}", done.body);
     assert_eq!(done.error_code().as_deref(), Some("email_in_use"));
@@ -172,19 +240,23 @@ async fn an_email_linked_to_another_kakao_account_is_refused_with_409() {
 async fn twenty_concurrent_first_logins_of_one_person_create_one_user() {
     let app = TestApp::spawn_with(&[("database_pool_size", "12")]).await;
     let kakao_id = app.kakao_user("동시", "race@example.com");
-    let consent = Consent::Agree { kakao_id, share_email: true };
+    let consent = Consent::Agree {
+        kakao_id,
+        share_email: true,
+    };
     // Get 20 callback URLs first (each in its own browser), then fire them together.
     let mut pending = Vec::new();
     for _ in 0..20 {
         let browser = app.browser();
         let authorize = app.start_login(&browser, None).await;
-        let back = app.authorize_with(&browser, &authorize, consent.clone()).await;
+        let back = app
+            .authorize_with(&browser, &authorize, consent.clone())
+            .await;
         pending.push((browser, back));
     }
-    let results = futures_util::future::join_all(
-        pending.iter().map(|(browser, back)| browser.get(back)),
-    )
-    .await;
+    let results =
+        futures_util::future::join_all(pending.iter().map(|(browser, back)| browser.get(back)))
+            .await;
     for r in &results {
         assert_eq!(r.status, 303, "every login succeeds: {}", r.body);
     }
@@ -210,5 +282,8 @@ fn social_count(app: &TestApp) -> i64 {
     use diesel::prelude::*;
     use kakao_login::db::schema::social_accounts;
     let mut conn = app.conn();
-    social_accounts::table.count().get_result(&mut *conn).expect("count")
+    social_accounts::table
+        .count()
+        .get_result(&mut *conn)
+        .expect("count")
 }

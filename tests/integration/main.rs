@@ -2,8 +2,8 @@
 //! database (SQLite, or PostgreSQL when TEST_DATABASE_URL is set) and its own Kakao stand-in.
 
 mod cli;
-mod login_flow;
 mod login_failures;
+mod login_flow;
 mod sessions;
 mod support;
 mod user_manager;

@@ -11,7 +11,11 @@ async fn the_profile_requires_sign_in_and_sends_people_to_the_login_page() {
     assert_eq!(res.location(), "/?next=%2Fprofile%2F");
     let login = app.browser().get(&app.url("/?next=%2Fprofile%2F")).await;
     assert_eq!(login.status, 200);
-    assert!(login.body.contains("href=\"/kakao/login/?next=%2Fprofile%2F\""));
+    assert!(
+        login
+            .body
+            .contains("href=\"/kakao/login/?next=%2Fprofile%2F\"")
+    );
     assert!(login.body.contains("카카오 로그인"));
 }
 
@@ -27,7 +31,8 @@ async fn signed_in_people_skip_the_login_page() {
 async fn csrf_of(app: &TestApp, browser: &Browser, path: &str) -> String {
     let page = browser.get(&app.url(path)).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    page.input_value("csrf_token").expect("csrf token on the page")
+    page.input_value("csrf_token")
+        .expect("csrf token on the page")
 }
 
 #[actix_web::test]
@@ -108,7 +113,10 @@ async fn the_profile_form_shows_field_errors_then_saves() {
     assert_eq!(bad.status, 422);
     assert!(bad.body.contains("data-error-for=\"name\""));
     assert!(bad.body.contains("나이는 숫자로 입력하세요."));
-    assert!(bad.body.contains(&long_name), "what was typed is shown again");
+    assert!(
+        bad.body.contains(&long_name),
+        "what was typed is shown again"
+    );
     let bad_age = browser
         .post_form(
             &app.url("/profile/"),
@@ -117,12 +125,20 @@ async fn the_profile_form_shows_field_errors_then_saves() {
         .await;
     assert_eq!(bad_age.status, 422);
     assert!(bad_age.body.contains("data-error-for=\"age\""));
-    assert_eq!(app.users()[0].name.as_deref(), Some("원래이름"), "nothing saved");
+    assert_eq!(
+        app.users()[0].name.as_deref(),
+        Some("원래이름"),
+        "nothing saved"
+    );
 
     let ok = browser
         .post_form(
             &app.url("/profile/"),
-            &[("csrf_token", &token), ("name", " <b>길동</b> "), ("age", "30")],
+            &[
+                ("csrf_token", &token),
+                ("name", " <b>길동</b> "),
+                ("age", "30"),
+            ],
         )
         .await;
     assert_eq!(ok.status, 303);
@@ -131,7 +147,11 @@ async fn the_profile_form_shows_field_errors_then_saves() {
     assert_eq!(user.name.as_deref(), Some("<b>길동</b>"));
     assert_eq!(user.age, Some(30));
     let page = browser.get(&app.url("/profile/?saved=1")).await;
-    assert!(page.body.contains("&lt;b&gt;길동&lt;/b&gt;"), "names are escaped");
+    assert!(!page.body.contains("<b>길동</b>"), "names are escaped");
+    assert!(
+        page.body.contains("&#60;b&#62;길동&#60;/b&#62;"),
+        "names are shown escaped"
+    );
     assert!(page.body.contains("저장했습니다"));
 
     let without_token = browser
@@ -145,7 +165,10 @@ async fn the_session_cookie_is_httponly_and_samesite_lax() {
     let app = TestApp::spawn().await;
     let browser = app.browser();
     let res = browser.get(&app.url("/kakao/login/")).await;
-    let cookie = res.header("set-cookie").expect("cookie set").to_ascii_lowercase();
+    let cookie = res
+        .header("set-cookie")
+        .expect("cookie set")
+        .to_ascii_lowercase();
     assert!(cookie.contains("httponly"), "{cookie}");
     assert!(cookie.contains("samesite=lax"), "{cookie}");
     assert!(cookie.contains("path=/"), "{cookie}");
@@ -177,7 +200,10 @@ async fn pages_carry_security_headers_and_unknown_paths_get_the_404_page() {
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     assert!(!page.body.contains("<script"), "no inline script");
-    assert!(!page.body.contains("http://") && !page.body.contains("https://"), "no external assets");
+    assert!(
+        !page.body.contains("http://") && !page.body.contains("https://"),
+        "no external assets"
+    );
 
     let missing = browser.get(&app.url("/no/such/page")).await;
     assert_eq!(missing.status, 404);
@@ -196,7 +222,8 @@ async fn pages_carry_security_headers_and_unknown_paths_get_the_404_page() {
 
 #[actix_web::test]
 async fn the_database_going_away_gives_a_503_page_not_a_crash() {
-    let app = TestApp::spawn_with(&[("database_timeout_secs", "1"), ("database_pool_size", "1")]).await;
+    let app =
+        TestApp::spawn_with(&[("database_timeout_secs", "1"), ("database_pool_size", "1")]).await;
     let (browser, _) = app.signed_in("a", "a@example.com").await;
     // Hold the only pooled connection so the app cannot get one.
     let held = app.pool.clone();

@@ -69,14 +69,10 @@ impl TestDb {
         }
     }
 
-    pub fn is_postgres(&self) -> bool {
-        self.pg_admin.is_some()
-    }
-
     /// A migrated pool on this database (for tests of the layers below HTTP).
     pub fn pool(&self) -> DbPool {
-        let pool = kakao_login::db::build_pool(&self.url, 4, Duration::from_secs(10))
-            .expect("pool");
+        let pool =
+            kakao_login::db::build_pool(&self.url, 4, Duration::from_secs(10)).expect("pool");
         let mut conn = pool.get().expect("connection");
         kakao_login::db::run_migrations(&mut conn).expect("migrations");
         pool
@@ -204,11 +200,20 @@ impl TestApp {
     }
 
     /// Visit the authorize URL with auto-consent; returns the callback URL Kakao sent us to.
-    pub async fn authorize_with(&self, browser: &Browser, authorize: &str, consent: Consent) -> String {
+    pub async fn authorize_with(
+        &self,
+        browser: &Browser,
+        authorize: &str,
+        consent: Consent,
+    ) -> String {
         self.kakao.standin.set_auto_consent(Some(consent));
         let at_kakao = browser.get(authorize).await;
         self.kakao.standin.set_auto_consent(None);
-        assert_eq!(at_kakao.status, 302, "stand-in redirects back: {}", at_kakao.body);
+        assert_eq!(
+            at_kakao.status, 302,
+            "stand-in redirects back: {}",
+            at_kakao.body
+        );
         at_kakao.location()
     }
 
@@ -323,7 +328,13 @@ impl Browser {
         )
     }
 
-    async fn read(&self, mut res: awc::ClientResponse<impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin>) -> Resp {
+    async fn read(
+        &self,
+        mut res: awc::ClientResponse<
+            impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+            + Unpin,
+        >,
+    ) -> Resp {
         let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (name, value) in res.headers() {
             headers
@@ -363,7 +374,10 @@ impl Browser {
         for (k, v) in headers {
             req = req.insert_header((*k, *v));
         }
-        let res = req.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let res = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
         self.read(res).await
     }
 
@@ -371,7 +385,12 @@ impl Browser {
         self.post_form_with(url, form, &[]).await
     }
 
-    pub async fn post_form_with(&self, url: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> Resp {
+    pub async fn post_form_with(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self.client.post(url);
         if let Some(cookie) = self.cookie_header() {
             req = req.insert_header(("cookie", cookie));

@@ -45,7 +45,8 @@ fn create_user_makes_an_ordinary_active_user_with_a_normalized_email() {
 #[test]
 fn create_superuser_sets_both_flags() {
     with_conn(|conn| {
-        let user = UserManager::create_superuser(conn, &input("root@example.com")).expect("created");
+        let user =
+            UserManager::create_superuser(conn, &input("root@example.com")).expect("created");
         assert!(user.is_staff && user.is_superuser && user.is_active);
     });
 }
@@ -95,7 +96,8 @@ fn duplicate_emails_are_a_typed_error_whatever_their_case() {
         UserManager::create_user(conn, &input("dup@example.com")).expect("first");
         let err = UserManager::create_user(conn, &input("DUP@Example.com")).expect_err("second");
         assert!(matches!(err, UserError::DuplicateEmail), "{err:?}");
-        let err = UserManager::create_superuser(conn, &input("dup@example.com")).expect_err("third");
+        let err =
+            UserManager::create_superuser(conn, &input("dup@example.com")).expect_err("third");
         assert!(matches!(err, UserError::DuplicateEmail), "{err:?}");
     });
 }
@@ -108,12 +110,48 @@ fn each_field_rule_is_enforced() {
             (input("not-an-email"), "email"),
             (input(&format!("{}@example.com", "a".repeat(250))), "email"),
             (input("nul\u{0}@example.com"), "email"),
-            (CreateUser { provider: String::new(), ..input("a@example.com") }, "provider"),
-            (CreateUser { provider: "naver".into(), ..input("a@example.com") }, "provider"),
-            (CreateUser { age: Some(-1), ..input("a@example.com") }, "age"),
-            (CreateUser { age: Some(151), ..input("a@example.com") }, "age"),
-            (CreateUser { name: Some("가".repeat(51)), ..input("a@example.com") }, "name"),
-            (CreateUser { name: Some("a\u{0}b".into()), ..input("a@example.com") }, "name"),
+            (
+                CreateUser {
+                    provider: String::new(),
+                    ..input("a@example.com")
+                },
+                "provider",
+            ),
+            (
+                CreateUser {
+                    provider: "naver".into(),
+                    ..input("a@example.com")
+                },
+                "provider",
+            ),
+            (
+                CreateUser {
+                    age: Some(-1),
+                    ..input("a@example.com")
+                },
+                "age",
+            ),
+            (
+                CreateUser {
+                    age: Some(151),
+                    ..input("a@example.com")
+                },
+                "age",
+            ),
+            (
+                CreateUser {
+                    name: Some("가".repeat(51)),
+                    ..input("a@example.com")
+                },
+                "name",
+            ),
+            (
+                CreateUser {
+                    name: Some("a\u{0}b".into()),
+                    ..input("a@example.com")
+                },
+                "name",
+            ),
         ];
         for (bad, field) in cases {
             match UserManager::create_user(conn, &bad) {
@@ -133,7 +171,13 @@ fn each_field_rule_is_enforced() {
             },
         )
         .expect("boundaries are valid");
-        UserManager::create_user(conn, &CreateUser { age: Some(0), ..input("zero@example.com") })
-            .expect("age 0 is valid");
+        UserManager::create_user(
+            conn,
+            &CreateUser {
+                age: Some(0),
+                ..input("zero@example.com")
+            },
+        )
+        .expect("age 0 is valid");
     });
 }
