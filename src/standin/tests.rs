@@ -668,6 +668,32 @@ async fn a_consent_without_an_account_choice_shows_the_page_again_with_an_error(
 }
 
 #[actix_web::test]
+async fn typing_a_new_account_while_an_existing_one_is_selected_is_refused() {
+    let standin = StandIn::new(config());
+    let alice_id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let page = h.authorize(&[]).await;
+    let id = alice_id.to_string();
+    let reply = h
+        .submit_consent(
+            &page,
+            &[
+                ("account", &id),
+                ("new_email", "typed@example.com"),
+                ("share_email", "on"),
+                ("action", "agree"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    let html = reply.text();
+    assert!(html.contains("새 계정 입력"));
+    assert!(html.contains(r#"value="typed@example.com""#));
+    assert!(html.contains(&format!(r#"value="{id}" checked"#)));
+    assert_eq!(standin.lock().accounts.len(), 1);
+}
+
+#[actix_web::test]
 async fn the_consent_post_validates_the_request_again() {
     let h = harness!(StandIn::new(config()));
     let reply = h
