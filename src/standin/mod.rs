@@ -198,8 +198,9 @@ impl StandIn {
         .service(web::resource("/v1/user/unlink").route(web::post().to(bind(self, kapi::unlink))));
     }
 
-    /// Start a stand-in alone on `127.0.0.1:0` with one worker (for tests). Must be called inside
-    /// an actix/tokio runtime; the server runs until `handle.stop(..)` or the runtime ends.
+    /// Start a stand-in alone on `127.0.0.1:0` with one worker (for tests). Call it from an actix
+    /// runtime (`#[actix_web::test]`, `#[actix_web::main]`): the server future is spawned on the
+    /// current thread's local task set and runs until `handle.stop(..)` or the runtime ends.
     pub async fn start(config: StandInConfig) -> std::io::Result<RunningStandIn> {
         let standin = StandIn::new(config);
         let for_server = standin.clone();

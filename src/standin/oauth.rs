@@ -521,6 +521,20 @@ fn chosen_account(state: &mut State, form: &Params) -> Result<i64, &'static str>
                 email_valid: form.has("new_email_valid"),
             }))
         }
+        Some(_)
+            if form
+                .non_empty("new_nickname")
+                .is_some_and(|s| !s.trim().is_empty())
+                || form
+                    .non_empty("new_email")
+                    .is_some_and(|s| !s.trim().is_empty()) =>
+        {
+            // Without JavaScript, typing into the new-account fields does not select its radio
+            // button; refuse rather than silently log in as the selected account.
+            Err(
+                "새 계정을 입력했다면 '새 계정 입력'을 선택해 주세요. 기존 계정으로 로그인하려면 입력란을 비워 주세요.",
+            )
+        }
         Some(id) => id
             .parse::<i64>()
             .ok()

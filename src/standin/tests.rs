@@ -1,1 +1,1652 @@
-//! Tests for the Kakao stand-in (added in the next commit).
+//! Tests for the Kakao stand-in: authorize validation, the consent form, token exchange, the kapi
+//! endpoints, every fault kind, hit counting, auto-consent and running it on a real socket.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix_web::App;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::test as actix_test;
+use actix_web::test::TestRequest;
+use actix_web::web::{self, Bytes};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use super::{Consent, Endpoint, Fault, StandIn, StandInConfig, TestUser};
+
+const CLIENT_ID: &str = "test-rest-api-key";
+const SECRET: &str = "test-client-secret";
+const ADMIN_KEY: &str = "test-admin-key";
+const APP_ID: i64 = 1_234_567;
+const REDIRECT: &str = "http://localhost:8080/auth/kakao/callback";
+const REDIRECT_WITH_QUERY: &str = "http://localhost:8080/cb?from=kakao";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-stand-in";
+const TWO_POW_53: i64 = 9_007_199_254_740_992;
+
+fn config() -> StandInConfig {
+    StandInConfig {
+        client_id: CLIENT_ID.to_owned(),
+        client_secret: Some(SECRET.to_owned()),
+        app_id: APP_ID,
+        admin_key: Some(ADMIN_KEY.to_owned()),
+        redirect_uris: vec![REDIRECT.to_owned(), REDIRECT_WITH_QUERY.to_owned()],
+    }
+}
+
+fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+fn alice() -> TestUser {
+    TestUser {
+        nickname: Some("앨리스".to_owned()),
+        email: Some("alice@example.com".to_owned()),
+        email_verified: true,
+        email_valid: true,
+    }
+}
+
+fn bob() -> TestUser {
+    TestUser {
+        nickname: Some("Bob".to_owned()),
+        email: Some("bob@example.com".to_owned()),
+        email_verified: false,
+        email_valid: true,
+    }
+}
+
+/// A finished response, read into memory.
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    async fn read<B: MessageBody>(resp: ServiceResponse<B>) -> Self {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = actix_test::read_body(resp).await;
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.body.to_vec()).unwrap()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    fn header(&self, name: header::HeaderName) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    fn location(&self) -> String {
+        assert_eq!(
+            self.status,
+            302,
+            "expected a redirect, got: {}",
+            self.text()
+        );
+        self.header(header::LOCATION).unwrap()
+    }
+
+    /// The query parameters of the redirect target.
+    fn redirect_params(&self) -> HashMap<String, String> {
+        let location = self.location();
+        let url = url::Url::parse(&location).unwrap();
+        url.query_pairs().into_owned().collect()
+    }
+
+    fn assert_kakao_json(&self) {
+        assert_eq!(
+            self.header(header::CONTENT_TYPE).as_deref(),
+            Some("application/json;charset=UTF-8")
+        );
+    }
+}
+
+/// Undo HTML escaping (named entities askama might use and decimal `&#NN;` ones, which it does use).
+fn unescape(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let end = rest.find(';').unwrap();
+        let entity = &rest[1..end];
+        let decoded = match entity {
+            "amp" => '&',
+            "lt" => '<',
+            "gt" => '>',
+            "quot" => '"',
+            "apos" => '\'',
+            _ => char::from_u32(entity.trim_start_matches('#').parse().unwrap()).unwrap(),
+        };
+        out.push(decoded);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The hidden fields of the consent form, in page order.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find(r#"<input type="hidden" name=""#) {
+        rest = &rest[start + r#"<input type="hidden" name=""#.len()..];
+        let name_end = rest.find('"').unwrap();
+        let name = rest[..name_end].to_owned();
+        rest = &rest[name_end..];
+        let value_start = rest.find(r#"value=""#).unwrap() + r#"value=""#.len();
+        rest = &rest[value_start..];
+        let value_end = rest.find('"').unwrap();
+        fields.push((name, unescape(&rest[..value_end])));
+        rest = &rest[value_end..];
+    }
+    fields
+}
+
+/// The in-process app plus the handle that steers it.
+struct Harness<S, R> {
+    app: S,
+    to_request: fn(TestRequest) -> R,
+    standin: StandIn,
+    /// Where the stand-in is mounted ("" or e.g. "/_kakao").
+    prefix: &'static str,
+}
+
+macro_rules! harness {
+    ($standin:expr) => {
+        harness!($standin, "")
+    };
+    ($standin:expr, $prefix:expr) => {{
+        let standin: StandIn = $standin;
+        let prefix: &'static str = $prefix;
+        let mounted = standin.clone();
+        let app = actix_test::init_service(
+            App::new().service(web::scope(prefix).configure(move |c| mounted.configure(c))),
+        )
+        .await;
+        Harness {
+            app,
+            to_request: TestRequest::to_request,
+            standin,
+            prefix,
+        }
+    }};
+}
+
+impl<S, R, B> Harness<S, R>
+where
+    S: Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    async fn send(&self, req: TestRequest) -> Reply {
+        let resp = actix_test::call_service(&self.app, (self.to_request)(req)).await;
+        Reply::read(resp).await
+    }
+
+    fn path(&self, path: &str) -> String {
+        format!("{}{}", self.prefix, path)
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(TestRequest::get().uri(&self.path(path))).await
+    }
+
+    async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        self.send(TestRequest::post().uri(&self.path(path)).set_form(fields))
+            .await
+    }
+
+    /// `GET /oauth/authorize` with exactly these parameters.
+    async fn authorize_raw(&self, params: &[(&str, &str)]) -> Reply {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        self.get(&format!("/oauth/authorize?{query}")).await
+    }
+
+    /// `GET /oauth/authorize` with the valid basics plus `extra`.
+    async fn authorize(&self, extra: &[(&str, &str)]) -> Reply {
+        let mut params = vec![
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+        ];
+        params.extend_from_slice(extra);
+        self.authorize_raw(&params).await
+    }
+
+    /// Submit the consent page's form with its hidden fields plus `choices`, to the URL its
+    /// relative `action="consent"` resolves to.
+    async fn submit_consent(&self, page: &Reply, choices: &[(&str, &str)]) -> Reply {
+        let html = page.text();
+        assert!(html.contains(r#"action="consent""#), "{html}");
+        let mut fields = hidden_fields(&html);
+        fields.extend(
+            choices
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        self.send(
+            TestRequest::post()
+                .uri(&self.path("/oauth/consent"))
+                .set_form(&fields),
+        )
+        .await
+    }
+
+    /// Walk authorize + consent (with PKCE) as `kakao_id` and return the code.
+    async fn code_for(&self, kakao_id: i64, share_email: bool, state: &str) -> String {
+        let challenge = challenge(VERIFIER);
+        let page = self
+            .authorize(&[
+                ("state", state),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ])
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        let id = kakao_id.to_string();
+        let mut choices = vec![("account", id.as_str()), ("action", "agree")];
+        if share_email {
+            choices.push(("share_email", "on"));
+        }
+        let redirect = self.submit_consent(&page, &choices).await;
+        let params = redirect.redirect_params();
+        assert_eq!(params.get("state").map(String::as_str), Some(state));
+        params["code"].clone()
+    }
+
+    async fn exchange(&self, code: &str, verifier: Option<&str>) -> Reply {
+        let mut fields = vec![
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", SECRET),
+            ("redirect_uri", REDIRECT),
+            ("code", code),
+        ];
+        if let Some(verifier) = verifier {
+            fields.push(("code_verifier", verifier));
+        }
+        self.post_form("/oauth/token", &fields).await
+    }
+
+    /// Full browser flow to an access token.
+    async fn login(&self, kakao_id: i64, share_email: bool) -> Value {
+        let code = self.code_for(kakao_id, share_email, "s").await;
+        let reply = self.exchange(&code, Some(VERIFIER)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    }
+
+    async fn with_bearer(&self, req: TestRequest, token: &str) -> Reply {
+        self.send(req.insert_header((header::AUTHORIZATION, format!("Bearer {token}"))))
+            .await
+    }
+
+    async fn user_me(&self, token: &str) -> Reply {
+        self.with_bearer(TestRequest::get().uri(&self.path("/v2/user/me")), token)
+            .await
+    }
+
+    async fn token_info(&self, token: &str) -> Reply {
+        self.with_bearer(
+            TestRequest::get().uri(&self.path("/v1/user/access_token_info")),
+            token,
+        )
+        .await
+    }
+
+    async fn admin_post(&self, path: &str, key: &str, fields: &[(&str, &str)]) -> Reply {
+        self.send(
+            TestRequest::post()
+                .uri(&self.path(path))
+                .insert_header((header::AUTHORIZATION, format!("KakaoAK {key}")))
+                .set_form(fields),
+        )
+        .await
+    }
+}
+
+fn assert_page_error(reply: &Reply, koe: &str) {
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.header(header::LOCATION).is_none());
+    assert!(reply.text().contains(koe), "{}", reply.text());
+    assert!(
+        reply
+            .header(header::CONTENT_SECURITY_POLICY)
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
+}
+
+// ---------------------------------------------------------------- authorize validation
+
+#[actix_web::test]
+async fn authorize_with_an_unknown_client_id_shows_a_koe101_page_and_does_not_redirect() {
+    let h = harness!(StandIn::new(config()));
+    let reply = h
+        .authorize_raw(&[
+            ("client_id", "someone-else"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+        ])
+        .await;
+    assert_page_error(&reply, "KOE101");
+    let missing = h
+        .authorize_raw(&[("redirect_uri", REDIRECT), ("response_type", "code")])
+        .await;
+    assert_page_error(&missing, "KOE101");
+}
+
+#[actix_web::test]
+async fn authorize_with_an_unregistered_or_slightly_different_redirect_uri_shows_a_koe006_page() {
+    let h = harness!(StandIn::new(config()));
+    for uri in [
+        "http://evil.example/callback",
+        "http://localhost:8080/auth/kakao/callback/",
+        "http://localhost:8080/auth/kakao/callback?x=1",
+    ] {
+        let reply = h
+            .authorize_raw(&[
+                ("client_id", CLIENT_ID),
+                ("redirect_uri", uri),
+                ("response_type", "code"),
+            ])
+            .await;
+        assert_page_error(&reply, "KOE006");
+    }
+}
+
+#[actix_web::test]
+async fn authorize_with_a_response_type_other_than_code_shows_koe201_or_koe202_for_token() {
+    let h = harness!(StandIn::new(config()));
+    let base = [("client_id", CLIENT_ID), ("redirect_uri", REDIRECT)];
+    let missing = h.authorize_raw(&base).await;
+    assert_page_error(&missing, "KOE201");
+    let mut other = base.to_vec();
+    other.push(("response_type", "id_token"));
+    assert_page_error(&h.authorize_raw(&other).await, "KOE201");
+    let mut token = base.to_vec();
+    token.push(("response_type", "token"));
+    assert_page_error(&h.authorize_raw(&token).await, "KOE202");
+}
+
+#[actix_web::test]
+async fn authorize_accepts_only_the_s256_pkce_method_with_a_well_formed_challenge() {
+    let h = harness!(StandIn::new(config()));
+    let challenge = challenge(VERIFIER);
+    let plain = h
+        .authorize(&[
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "plain"),
+        ])
+        .await;
+    assert_page_error(&plain, "KOE001");
+    assert!(plain.text().contains("plain"));
+    let no_method = h.authorize(&[("code_challenge", &challenge)]).await;
+    assert_page_error(&no_method, "KOE001");
+    let short = h
+        .authorize(&[
+            ("code_challenge", "too-short"),
+            ("code_challenge_method", "S256"),
+        ])
+        .await;
+    assert_page_error(&short, "KOE001");
+    let good = h
+        .authorize(&[
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .await;
+    assert_eq!(good.status, 200);
+}
+
+#[actix_web::test]
+async fn authorize_with_a_scope_the_app_has_not_configured_shows_koe205() {
+    let h = harness!(StandIn::new(config()));
+    let reply = h.authorize(&[("scope", "account_email,gender")]).await;
+    assert_page_error(&reply, "KOE205");
+    assert!(reply.text().contains("gender"));
+}
+
+#[actix_web::test]
+async fn authorize_error_pages_escape_what_the_request_sent() {
+    let h = harness!(StandIn::new(config()));
+    let reply = h
+        .authorize_raw(&[
+            ("client_id", "<script>alert(1)</script>"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+        ])
+        .await;
+    assert_page_error(&reply, "KOE101");
+    assert!(!reply.text().contains("<script>"));
+    assert!(reply.text().contains("&#60;script&#62;"));
+}
+
+// ---------------------------------------------------------------- consent page
+
+#[actix_web::test]
+async fn the_consent_page_lists_test_accounts_and_keeps_the_request_in_hidden_fields() {
+    let standin = StandIn::new(config());
+    let alice_id = standin.add_user(alice());
+    standin.add_user(TestUser {
+        nickname: None,
+        email: None,
+        email_verified: false,
+        email_valid: false,
+    });
+    let h = harness!(standin);
+    let challenge = challenge(VERIFIER);
+    let state = "a\"b<c>&d e";
+    let page = h
+        .authorize(&[
+            ("state", state),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains("앨리스") && html.contains("alice@example.com"));
+    assert!(html.contains(&alice_id.to_string()));
+    assert!(html.contains("(이메일 없음)"));
+    assert!(html.contains("[선택] 카카오계정(이메일) 제공 동의"));
+    assert!(html.contains("동의하고 계속하기") && html.contains("취소"));
+    assert!(html.contains("이메일 인증됨") && html.contains("이메일 유효함"));
+    assert!(html.contains("#FEE500"));
+    assert!(!html.contains(state), "the state must be escaped");
+    let hidden: HashMap<String, String> = hidden_fields(&html).into_iter().collect();
+    assert_eq!(hidden["client_id"], CLIENT_ID);
+    assert_eq!(hidden["redirect_uri"], REDIRECT);
+    assert_eq!(hidden["response_type"], "code");
+    assert_eq!(hidden["state"], state);
+    assert_eq!(hidden["code_challenge"], challenge);
+    assert_eq!(hidden["code_challenge_method"], "S256");
+    assert!(!hidden.contains_key("scope"));
+}
+
+#[actix_web::test]
+async fn the_consent_page_loads_nothing_external_and_sends_a_strict_csp() {
+    let standin = StandIn::new(config());
+    standin.add_user(alice());
+    let h = harness!(standin);
+    let page = h.authorize(&[]).await;
+    assert_eq!(
+        page.header(header::CONTENT_SECURITY_POLICY).as_deref(),
+        Some(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'"
+        )
+    );
+    assert!(
+        page.header(header::CONTENT_TYPE)
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text();
+    for forbidden in [
+        "<script",
+        "<link",
+        "<img",
+        "src=",
+        "url(",
+        "@import",
+        "action=\"/",
+    ] {
+        assert!(!html.contains(forbidden), "page contains {forbidden}");
+    }
+}
+
+#[actix_web::test]
+async fn consent_then_token_exchange_with_pkce_returns_kakaos_token_json() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    let code = h.code_for(id, true, "xyz").await;
+    assert!(code.len() >= 40);
+    let reply = h.exchange(&code, Some(VERIFIER)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.assert_kakao_json();
+    let body = reply.json();
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 21599);
+    assert_eq!(body["refresh_token_expires_in"], 5_183_999);
+    assert_eq!(body["scope"], "account_email profile_nickname");
+    assert!(body["access_token"].as_str().unwrap().len() >= 40);
+    assert!(body["refresh_token"].as_str().unwrap().len() >= 40);
+    assert!(body.get("id_token").is_none());
+    let me = h.user_me(body["access_token"].as_str().unwrap()).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["id"].as_i64(), Some(id));
+}
+
+#[actix_web::test]
+async fn the_redirect_keeps_an_existing_query_and_percent_encodes_the_state() {
+    let standin = StandIn::new(config());
+    standin.set_auto_consent(Some(Consent::Cancel));
+    let h = harness!(standin);
+    let reply = h
+        .authorize_raw(&[
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", REDIRECT_WITH_QUERY),
+            ("response_type", "code"),
+            ("state", "a b&c=d/é"),
+        ])
+        .await;
+    assert_eq!(
+        reply.location(),
+        "http://localhost:8080/cb?from=kakao&error=access_denied&error_description=User%20denied%20access&state=a%20b%26c%3Dd%2F%C3%A9"
+    );
+}
+
+#[actix_web::test]
+async fn state_is_left_out_of_the_redirect_when_none_was_sent() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    let page = h.authorize(&[]).await;
+    let id = id.to_string();
+    let reply = h
+        .submit_consent(&page, &[("account", &id), ("action", "agree")])
+        .await;
+    let location = reply.location();
+    assert!(
+        location.starts_with(&format!("{REDIRECT}?code=")),
+        "{location}"
+    );
+    assert!(!location.contains("state"));
+}
+
+#[actix_web::test]
+async fn pressing_cancel_redirects_with_access_denied_and_the_state() {
+    let standin = StandIn::new(config());
+    standin.add_user(alice());
+    let h = harness!(standin);
+    let page = h.authorize(&[("state", "st4te")]).await;
+    let reply = h.submit_consent(&page, &[("action", "cancel")]).await;
+    assert_eq!(
+        reply.location(),
+        format!(
+            "{REDIRECT}?error=access_denied&error_description=User%20denied%20access&state=st4te"
+        )
+    );
+}
+
+#[actix_web::test]
+async fn a_typed_new_account_is_created_with_the_checkbox_flags() {
+    let standin = StandIn::new(config());
+    let h = harness!(standin.clone());
+    let page = h.authorize(&[]).await;
+    assert!(page.text().contains(r#"value="new" checked"#));
+    let reply = h
+        .submit_consent(
+            &page,
+            &[
+                ("account", "new"),
+                ("new_nickname", "새 사람"),
+                ("new_email", "new@example.com"),
+                ("new_email_valid", "on"),
+                ("share_email", "on"),
+                ("action", "agree"),
+            ],
+        )
+        .await;
+    let code = reply.redirect_params()["code"].clone();
+    let token = h.exchange(&code, None).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = h.user_me(&token).await.json();
+    assert_eq!(me["id"].as_i64(), Some(super::state::FIRST_KAKAO_ID));
+    assert_eq!(me["kakao_account"]["profile"]["nickname"], "새 사람");
+    assert_eq!(me["kakao_account"]["email"], "new@example.com");
+    assert_eq!(me["kakao_account"]["is_email_verified"], false);
+    assert_eq!(me["kakao_account"]["is_email_valid"], true);
+}
+
+#[actix_web::test]
+async fn a_typed_email_of_an_existing_account_reuses_that_accounts_id() {
+    let standin = StandIn::new(config());
+    let alice_id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let page = h.authorize(&[]).await;
+    let reply = h
+        .submit_consent(
+            &page,
+            &[
+                ("account", "new"),
+                ("new_nickname", "someone"),
+                ("new_email", "ALICE@example.com"),
+                ("share_email", "on"),
+                ("action", "agree"),
+            ],
+        )
+        .await;
+    let code = reply.redirect_params()["code"].clone();
+    let token = h.exchange(&code, None).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        h.user_me(&token).await.json()["id"].as_i64(),
+        Some(alice_id)
+    );
+    assert_eq!(standin.lock().accounts.len(), 1);
+}
+
+#[actix_web::test]
+async fn a_consent_without_an_account_choice_shows_the_page_again_with_an_error() {
+    let standin = StandIn::new(config());
+    let h = harness!(standin.clone());
+    let page = h.authorize(&[("state", "keep")]).await;
+    let reply = h
+        .submit_consent(&page, &[("account", "new"), ("action", "agree")])
+        .await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.text().contains("닉네임 또는 이메일"));
+    let hidden: HashMap<String, String> = hidden_fields(&reply.text()).into_iter().collect();
+    assert_eq!(hidden["state"], "keep");
+    assert!(standin.lock().accounts.is_empty());
+}
+
+#[actix_web::test]
+async fn typing_a_new_account_while_an_existing_one_is_selected_is_refused() {
+    let standin = StandIn::new(config());
+    let alice_id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let page = h.authorize(&[]).await;
+    let id = alice_id.to_string();
+    let reply = h
+        .submit_consent(
+            &page,
+            &[
+                ("account", &id),
+                ("new_email", "typed@example.com"),
+                ("share_email", "on"),
+                ("action", "agree"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    let html = reply.text();
+    assert!(html.contains("새 계정 입력"));
+    assert!(html.contains(r#"value="typed@example.com""#));
+    assert!(html.contains(&format!(r#"value="{id}" checked"#)));
+    assert_eq!(standin.lock().accounts.len(), 1);
+}
+
+#[actix_web::test]
+async fn the_consent_post_validates_the_request_again() {
+    let h = harness!(StandIn::new(config()));
+    let reply = h
+        .post_form(
+            "/oauth/consent",
+            &[
+                ("client_id", CLIENT_ID),
+                ("redirect_uri", "http://evil.example/cb"),
+                ("response_type", "code"),
+                ("action", "cancel"),
+            ],
+        )
+        .await;
+    assert_page_error(&reply, "KOE006");
+}
+
+#[actix_web::test]
+async fn an_additional_consent_request_for_account_email_shows_it_as_required() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    // First login declines the email.
+    let first = h.login(id, false).await;
+    assert_eq!(first["scope"], "profile_nickname");
+    // The app asks again for account_email only.
+    let page = h.authorize(&[("scope", "account_email")]).await;
+    let html = page.text();
+    assert!(html.contains("[필수] 카카오계정(이메일) 제공 동의"));
+    assert!(html.contains(r#"name="share_email" value="on" checked required"#));
+    let hidden: HashMap<String, String> = hidden_fields(&html).into_iter().collect();
+    assert_eq!(hidden["scope"], "account_email");
+    let id_text = id.to_string();
+    let refused = h
+        .submit_consent(&page, &[("account", &id_text), ("action", "agree")])
+        .await;
+    assert_eq!(refused.status, 400);
+    let agreed = h
+        .submit_consent(
+            &page,
+            &[
+                ("account", &id_text),
+                ("share_email", "on"),
+                ("action", "agree"),
+            ],
+        )
+        .await;
+    let code = agreed.redirect_params()["code"].clone();
+    let tokens = h.exchange(&code, None).await.json();
+    assert_eq!(tokens["scope"], "account_email profile_nickname");
+    let me = h
+        .user_me(tokens["access_token"].as_str().unwrap())
+        .await
+        .json();
+    assert_eq!(me["kakao_account"]["email"], "alice@example.com");
+}
+
+#[actix_web::test]
+async fn mounted_under_a_scope_the_whole_flow_stays_under_that_scope() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin, "/_kakao");
+    let tokens = h.login(id, true).await;
+    let me = h.user_me(tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(me.status, 200);
+    let unmounted = h.send(TestRequest::get().uri("/oauth/authorize")).await;
+    assert_eq!(unmounted.status, 404);
+}
+
+// ---------------------------------------------------------------- token endpoint
+
+#[actix_web::test]
+async fn a_code_works_only_once() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    let code = h.code_for(id, true, "s").await;
+    assert_eq!(h.exchange(&code, Some(VERIFIER)).await.status, 200);
+    let again = h.exchange(&code, Some(VERIFIER)).await;
+    assert_eq!(again.status, 400);
+    again.assert_kakao_json();
+    assert_eq!(
+        again.json(),
+        json!({
+            "error": "invalid_grant",
+            "error_description": format!("authorization code not found for code={code}"),
+            "error_code": "KOE320"
+        })
+    );
+}
+
+#[actix_web::test]
+async fn an_expired_code_is_not_found() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let code = h.code_for(id, true, "s").await;
+    standin.lock().codes.get_mut(&code).unwrap().expires_at = Instant::now();
+    let reply = h.exchange(&code, Some(VERIFIER)).await;
+    assert_eq!(reply.json()["error_code"], "KOE320");
+}
+
+#[actix_web::test]
+async fn a_redirect_uri_mismatch_is_koe303_and_still_consumes_the_code() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    let code = h.code_for(id, true, "s").await;
+    let fields = [
+        ("grant_type", "authorization_code"),
+        ("client_id", CLIENT_ID),
+        ("client_secret", SECRET),
+        ("redirect_uri", REDIRECT_WITH_QUERY),
+        ("code", code.as_str()),
+        ("code_verifier", VERIFIER),
+    ];
+    let reply = h.post_form("/oauth/token", &fields).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.json(),
+        json!({"error":"invalid_grant","error_description":"Redirect URI mismatch.","error_code":"KOE303"})
+    );
+    assert_eq!(
+        h.exchange(&code, Some(VERIFIER)).await.json()["error_code"],
+        "KOE320"
+    );
+}
+
+#[actix_web::test]
+async fn a_wrong_or_missing_client_secret_is_koe010_with_401() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    let code = h.code_for(id, true, "s").await;
+    for secret in [Some("wrong"), None] {
+        let mut fields = vec![
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", REDIRECT),
+            ("code", code.as_str()),
+            ("code_verifier", VERIFIER),
+        ];
+        if let Some(secret) = secret {
+            fields.push(("client_secret", secret));
+        }
+        let reply = h.post_form("/oauth/token", &fields).await;
+        assert_eq!(reply.status, 401);
+        assert_eq!(
+            reply.json(),
+            json!({"error":"invalid_client","error_description":"Bad client credentials","error_code":"KOE010"})
+        );
+    }
+    // A failed client check happens before the code is looked at, so the code still works.
+    assert_eq!(h.exchange(&code, Some(VERIFIER)).await.status, 200);
+}
+
+#[actix_web::test]
+async fn no_client_secret_is_needed_when_none_is_configured() {
+    let standin = StandIn::new(StandInConfig {
+        client_secret: None,
+        ..config()
+    });
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    let code = h.code_for(id, true, "s").await;
+    let reply = h
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", CLIENT_ID),
+                ("redirect_uri", REDIRECT),
+                ("code", &code),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+#[actix_web::test]
+async fn an_unknown_client_id_at_the_token_endpoint_is_koe101_with_401() {
+    let h = harness!(StandIn::new(config()));
+    let reply = h
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", "nope"),
+                ("code", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        reply.json(),
+        json!({"error":"invalid_client","error_description":"Not exist client_id nope","error_code":"KOE101"})
+    );
+    let missing = h
+        .post_form("/oauth/token", &[("grant_type", "authorization_code")])
+        .await;
+    assert_eq!(
+        missing.json()["error_description"],
+        "Not exist client_id [null]"
+    );
+}
+
+#[actix_web::test]
+async fn a_wrong_or_missing_code_verifier_fails_pkce_verification() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    let pkce_failed = json!({"error":"invalid_grant","error_description":"PKCE verification failed.","error_code":"KOE320"});
+    let code = h.code_for(id, true, "s").await;
+    let wrong = h
+        .exchange(
+            &code,
+            Some("another-verifier-that-is-long-enough-to-be-valid-0123"),
+        )
+        .await;
+    assert_eq!(wrong.status, 400);
+    assert_eq!(wrong.json(), pkce_failed);
+    let code = h.code_for(id, true, "s").await;
+    let missing = h.exchange(&code, None).await;
+    assert_eq!(missing.json(), pkce_failed);
+}
+
+#[actix_web::test]
+async fn the_token_endpoint_accepts_only_form_bodies() {
+    let h = harness!(StandIn::new(config()));
+    let reply = h
+        .send(
+            TestRequest::post()
+                .uri("/oauth/token")
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .set_payload(
+                    r#"{"grant_type":"authorization_code","client_id":"test-rest-api-key"}"#,
+                ),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    reply.assert_kakao_json();
+    assert!(
+        reply.json()["error_code"]
+            .as_str()
+            .unwrap()
+            .starts_with("KOE")
+    );
+    let get = h.get("/oauth/token").await;
+    assert_eq!(get.status, 405);
+}
+
+#[actix_web::test]
+async fn the_refresh_grant_issues_a_new_access_token_without_rotating_a_young_refresh_token() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    let tokens = h.login(id, true).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let reply = h
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", SECRET),
+                ("refresh_token", refresh),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 21599);
+    assert!(body.get("refresh_token").is_none());
+    assert!(body.get("refresh_token_expires_in").is_none());
+    let access = body["access_token"].as_str().unwrap();
+    assert_ne!(access, tokens["access_token"].as_str().unwrap());
+    assert_eq!(h.user_me(access).await.json()["id"].as_i64(), Some(id));
+}
+
+#[actix_web::test]
+async fn an_old_refresh_token_is_rotated() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let tokens = h.login(id, true).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    standin
+        .lock()
+        .refresh_tokens
+        .get_mut(&refresh)
+        .unwrap()
+        .expires_at = Instant::now() + Duration::from_secs(3600);
+    let fields = [
+        ("grant_type", "refresh_token"),
+        ("client_id", CLIENT_ID),
+        ("client_secret", SECRET),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let body = h.post_form("/oauth/token", &fields).await.json();
+    assert_eq!(body["refresh_token_expires_in"], 5_183_999);
+    assert_ne!(body["refresh_token"].as_str().unwrap(), refresh);
+    let old = h.post_form("/oauth/token", &fields).await;
+    assert_eq!(old.json()["error_code"], "KOE322");
+}
+
+#[actix_web::test]
+async fn a_missing_refresh_token_is_koe319_and_an_unknown_one_koe322() {
+    let h = harness!(StandIn::new(config()));
+    let base = [
+        ("grant_type", "refresh_token"),
+        ("client_id", CLIENT_ID),
+        ("client_secret", SECRET),
+    ];
+    let missing = h.post_form("/oauth/token", &base).await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(missing.json()["error"], "invalid_grant");
+    assert_eq!(missing.json()["error_code"], "KOE319");
+    let mut unknown = base.to_vec();
+    unknown.push(("refresh_token", "nope"));
+    let reply = h.post_form("/oauth/token", &unknown).await;
+    assert_eq!(
+        reply.json(),
+        json!({"error":"invalid_grant","error_description":"expired_or_invalid_refresh_token","error_code":"KOE322"})
+    );
+}
+
+// ---------------------------------------------------------------- kapi
+
+#[actix_web::test]
+async fn user_me_shows_the_shared_email_and_a_64_bit_integer_id() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    let tokens = h.login(id, true).await;
+    let reply = h.user_me(tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(reply.status, 200);
+    reply.assert_kakao_json();
+    let text = reply.text();
+    assert!(text.contains(&format!("\"id\":{id},")), "{text}");
+    let me = reply.json();
+    assert!(me["id"].is_i64() && !me["id"].is_f64());
+    assert!(me["id"].as_i64().unwrap() > TWO_POW_53);
+    let connected_at = me["connected_at"].as_str().unwrap();
+    assert!(connected_at.ends_with('Z'));
+    assert!(chrono::DateTime::parse_from_rfc3339(connected_at).is_ok());
+    assert_eq!(me["properties"], json!({"nickname": "앨리스"}));
+    assert_eq!(
+        me["kakao_account"],
+        json!({
+            "profile_nickname_needs_agreement": false,
+            "profile": {"nickname": "앨리스", "is_default_nickname": false},
+            "has_email": true,
+            "email_needs_agreement": false,
+            "is_email_valid": true,
+            "is_email_verified": true,
+            "email": "alice@example.com"
+        })
+    );
+}
+
+#[actix_web::test]
+async fn user_me_hides_a_declined_email_but_says_it_needs_agreement() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(bob());
+    let h = harness!(standin);
+    let tokens = h.login(id, false).await;
+    let me = h
+        .user_me(tokens["access_token"].as_str().unwrap())
+        .await
+        .json();
+    assert_eq!(
+        me["kakao_account"],
+        json!({
+            "profile_nickname_needs_agreement": false,
+            "profile": {"nickname": "Bob", "is_default_nickname": false},
+            "has_email": true,
+            "email_needs_agreement": true
+        })
+    );
+}
+
+#[actix_web::test]
+async fn user_me_answers_post_as_well_as_get() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    let token = h.standin.issue_access_token(id);
+    let reply = h
+        .with_bearer(
+            TestRequest::post()
+                .uri("/v2/user/me")
+                .set_form([("property_keys", r#"["kakao_account.email"]"#)]),
+            &token,
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["id"].as_i64(), Some(id));
+}
+
+#[actix_web::test]
+async fn a_missing_or_unknown_token_does_not_exist() {
+    let h = harness!(StandIn::new(config()));
+    let expected = json!({"msg":"this access token does not exist","code":-401});
+    let none = h.get("/v2/user/me").await;
+    assert_eq!(none.status, 401);
+    none.assert_kakao_json();
+    assert_eq!(none.json(), expected);
+    let unknown = h.user_me("nope").await;
+    assert_eq!(unknown.json(), expected);
+    let info = h.token_info("nope").await;
+    assert_eq!(info.status, 401);
+    assert_eq!(info.json(), expected);
+}
+
+#[actix_web::test]
+async fn an_expired_token_is_already_expired_for_user_me_and_token_info() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let token = standin.issue_access_token(id);
+    assert_eq!(h.user_me(&token).await.status, 200);
+    standin.expire_access_token(&token);
+    let expected = json!({"msg":"this access token is already expired","code":-401});
+    let me = h.user_me(&token).await;
+    assert_eq!(me.status, 401);
+    assert_eq!(me.json(), expected);
+    assert_eq!(h.token_info(&token).await.json(), expected);
+}
+
+#[actix_web::test]
+async fn token_info_reports_the_id_remaining_lifetime_and_app_id() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    let tokens = h.login(id, true).await;
+    let reply = h.token_info(tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(reply.status, 200);
+    reply.assert_kakao_json();
+    let info = reply.json();
+    assert_eq!(info["id"].as_i64(), Some(id));
+    assert_eq!(info["app_id"].as_i64(), Some(APP_ID));
+    let expires_in = info["expires_in"].as_i64().unwrap();
+    assert!((21_590..=21_599).contains(&expires_in), "{expires_in}");
+    assert_eq!(info.as_object().unwrap().len(), 3);
+}
+
+#[actix_web::test]
+async fn logout_with_a_token_ends_only_that_token_and_its_refresh_token() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let first = h.login(id, true).await;
+    let second = standin.issue_access_token(id);
+    let token = first["access_token"].as_str().unwrap();
+    let reply = h
+        .with_bearer(TestRequest::post().uri("/v1/user/logout"), token)
+        .await;
+    assert_eq!(reply.status, 200);
+    reply.assert_kakao_json();
+    assert_eq!(reply.json(), json!({"id": id}));
+    assert_eq!(h.user_me(token).await.json()["code"], -401);
+    assert_eq!(h.user_me(&second).await.status, 200);
+    let refresh = h
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", SECRET),
+                ("refresh_token", first["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(refresh.json()["error_code"], "KOE322");
+    assert_eq!(standin.logged_out(), vec![id]);
+}
+
+#[actix_web::test]
+async fn logout_with_the_admin_key_ends_every_token_of_the_user() {
+    let standin = StandIn::new(config());
+    let alice_id = standin.add_user(alice());
+    let bob_id = standin.add_user(bob());
+    let h = harness!(standin.clone());
+    let a1 = standin.issue_access_token(alice_id);
+    let a2 = standin.issue_access_token(alice_id);
+    let b = standin.issue_access_token(bob_id);
+    let target = alice_id.to_string();
+    let reply = h
+        .admin_post(
+            "/v1/user/logout",
+            ADMIN_KEY,
+            &[("target_id_type", "user_id"), ("target_id", &target)],
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json(), json!({"id": alice_id}));
+    assert_eq!(h.user_me(&a1).await.status, 401);
+    assert_eq!(h.user_me(&a2).await.status, 401);
+    assert_eq!(h.user_me(&b).await.status, 200);
+    assert_eq!(standin.logged_out(), vec![alice_id]);
+}
+
+#[actix_web::test]
+async fn a_wrong_admin_key_is_minus_401_and_a_bad_target_is_minus_2() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    standin.issue_access_token(id);
+    let target = id.to_string();
+    let wrong = h
+        .admin_post(
+            "/v1/user/unlink",
+            "not-the-admin-key",
+            &[("target_id_type", "user_id"), ("target_id", &target)],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let body = wrong.json();
+    assert_eq!(body["code"], -401);
+    assert!(body["msg"].as_str().unwrap().starts_with("wrong appKey("));
+    let bad_type = h
+        .admin_post(
+            "/v1/user/unlink",
+            ADMIN_KEY,
+            &[("target_id_type", "email"), ("target_id", &target)],
+        )
+        .await;
+    assert_eq!(
+        (bad_type.status, bad_type.json()["code"].clone()),
+        (400, json!(-2))
+    );
+    let bad_id = h
+        .admin_post(
+            "/v1/user/unlink",
+            ADMIN_KEY,
+            &[("target_id_type", "user_id"), ("target_id", "abc")],
+        )
+        .await;
+    assert_eq!(bad_id.json()["code"], -2);
+    assert!(standin.unlinked().is_empty());
+}
+
+#[actix_web::test]
+async fn the_admin_key_reads_user_me_for_a_target_user() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    standin.issue_access_token(id);
+    let reply = h
+        .send(
+            TestRequest::get()
+                .uri(&format!(
+                    "/v2/user/me?target_id_type=user_id&target_id={id}"
+                ))
+                .insert_header((header::AUTHORIZATION, format!("KakaoAK {ADMIN_KEY}"))),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["kakao_account"]["email"], "alice@example.com");
+    let stranger = h
+        .send(
+            TestRequest::get()
+                .uri("/v2/user/me?target_id_type=user_id&target_id=4100000000000009999")
+                .insert_header((header::AUTHORIZATION, format!("KakaoAK {ADMIN_KEY}"))),
+        )
+        .await;
+    assert_eq!(
+        stranger.json(),
+        json!({"msg":"NotRegisteredUserException","code":-101})
+    );
+}
+
+#[actix_web::test]
+async fn unlink_makes_the_users_tokens_answer_minus_101_until_a_new_consent() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let tokens = h.login(id, true).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let reply = h
+        .with_bearer(TestRequest::post().uri("/v1/user/unlink"), token)
+        .await;
+    assert_eq!(reply.status, 200);
+    reply.assert_kakao_json();
+    assert_eq!(reply.json(), json!({"id": id}));
+    assert_eq!(standin.unlinked(), vec![id]);
+    let me = h.user_me(token).await;
+    assert_eq!(me.status, 400);
+    assert_eq!(
+        me.json(),
+        json!({"msg":"NotRegisteredUserException","code":-101})
+    );
+    assert_eq!(h.token_info(token).await.json()["code"], -101);
+    let refresh = h
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", SECRET),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(refresh.json()["error_code"], "KOE322");
+    // Consenting again links the user anew; the old token stays dead.
+    let fresh = h.login(id, false).await;
+    assert_eq!(fresh["scope"], "profile_nickname");
+    let fresh_token = fresh["access_token"].as_str().unwrap();
+    assert_eq!(h.user_me(fresh_token).await.status, 200);
+    assert_eq!(
+        h.user_me(token).await.json(),
+        json!({"msg":"this access token does not exist","code":-401})
+    );
+}
+
+#[actix_web::test]
+async fn unlink_with_the_admin_key_also_drops_codes_not_yet_exchanged() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let code = h.code_for(id, true, "s").await;
+    let target = id.to_string();
+    let reply = h
+        .admin_post(
+            "/v1/user/unlink",
+            ADMIN_KEY,
+            &[("target_id_type", "user_id"), ("target_id", &target)],
+        )
+        .await;
+    assert_eq!(reply.json(), json!({"id": id}));
+    assert_eq!(
+        h.exchange(&code, Some(VERIFIER)).await.json()["error_code"],
+        "KOE320"
+    );
+    assert_eq!(standin.unlinked(), vec![id]);
+}
+
+#[actix_web::test]
+async fn a_user_without_nickname_or_email_looks_like_nothing_was_shared() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(TestUser {
+        nickname: None,
+        email: None,
+        email_verified: false,
+        email_valid: false,
+    });
+    let h = harness!(standin.clone());
+    let token = standin.issue_access_token(id);
+    let me = h.user_me(&token).await.json();
+    assert!(me.get("properties").is_none());
+    assert_eq!(
+        me["kakao_account"],
+        json!({
+            "profile_nickname_needs_agreement": true,
+            "has_email": false,
+            "email_needs_agreement": false
+        })
+    );
+}
+
+// ---------------------------------------------------------------- auto-consent
+
+#[actix_web::test]
+async fn auto_consent_redirects_straight_to_the_app_with_a_code() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    standin.set_auto_consent(Some(Consent::Agree {
+        kakao_id: id,
+        share_email: false,
+    }));
+    let h = harness!(standin.clone());
+    let challenge = challenge(VERIFIER);
+    let reply = h
+        .authorize(&[
+            ("state", "auto"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .await;
+    let params = reply.redirect_params();
+    assert_eq!(params["state"], "auto");
+    let tokens = h.exchange(&params["code"], Some(VERIFIER)).await.json();
+    assert_eq!(tokens["scope"], "profile_nickname");
+    let me = h
+        .user_me(tokens["access_token"].as_str().unwrap())
+        .await
+        .json();
+    assert_eq!(me["kakao_account"]["email_needs_agreement"], true);
+
+    standin.set_auto_consent(Some(Consent::Cancel));
+    let cancelled = h.authorize(&[("state", "auto")]).await.redirect_params();
+    assert_eq!(cancelled["error"], "access_denied");
+    assert_eq!(cancelled["error_description"], "User denied access");
+
+    standin.set_auto_consent(None);
+    assert_eq!(h.authorize(&[]).await.status, 200);
+}
+
+#[actix_web::test]
+async fn auto_consent_for_an_unknown_account_shows_a_stand_in_error_page() {
+    let standin = StandIn::new(config());
+    standin.set_auto_consent(Some(Consent::Agree {
+        kakao_id: 42,
+        share_email: true,
+    }));
+    let h = harness!(standin);
+    let reply = h.authorize(&[]).await;
+    assert_eq!(reply.status, 500);
+    assert!(reply.text().contains("42"));
+}
+
+#[actix_web::test]
+async fn prompt_none_without_auto_consent_redirects_with_consent_required() {
+    let h = harness!(StandIn::new(config()));
+    let reply = h.authorize(&[("prompt", "none"), ("state", "p")]).await;
+    assert_eq!(
+        reply.location(),
+        format!(
+            "{REDIRECT}?error=consent_required&error_description=user%20consent%20required.&state=p"
+        )
+    );
+}
+
+// ---------------------------------------------------------------- faults and hits
+
+#[actix_web::test]
+async fn a_status_fault_answers_that_status_with_an_empty_body() {
+    let standin = StandIn::new(config());
+    standin.set_fault(Endpoint::Token, Some(Fault::Status(503)));
+    let h = harness!(standin.clone());
+    let reply = h
+        .post_form("/oauth/token", &[("grant_type", "authorization_code")])
+        .await;
+    assert_eq!(reply.status, 503);
+    assert!(reply.body.is_empty());
+    standin.set_fault(Endpoint::Token, None);
+    let normal = h
+        .post_form("/oauth/token", &[("grant_type", "authorization_code")])
+        .await;
+    assert_eq!(normal.status, 401);
+}
+
+#[actix_web::test]
+async fn a_delay_fault_waits_and_then_answers_normally() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    standin.set_fault(
+        Endpoint::UserMe,
+        Some(Fault::Delay(Duration::from_millis(150))),
+    );
+    let h = harness!(standin.clone());
+    let token = standin.issue_access_token(id);
+    let started = Instant::now();
+    let reply = h.user_me(&token).await;
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["id"].as_i64(), Some(id));
+}
+
+#[actix_web::test]
+async fn a_malformed_json_fault_sends_json_typed_garbage() {
+    let standin = StandIn::new(config());
+    standin.set_fault(Endpoint::TokenInfo, Some(Fault::MalformedJson));
+    let h = harness!(standin);
+    let reply = h.token_info("whatever").await;
+    assert_eq!(reply.status, 200);
+    reply.assert_kakao_json();
+    assert!(serde_json::from_slice::<Value>(&reply.body).is_err());
+}
+
+#[actix_web::test]
+async fn a_wrong_shape_fault_sends_valid_json_of_another_shape() {
+    let standin = StandIn::new(config());
+    standin.set_fault(Endpoint::UserMe, Some(Fault::WrongShape));
+    let h = harness!(standin);
+    let reply = h.user_me("whatever").await;
+    assert_eq!(reply.status, 200);
+    reply.assert_kakao_json();
+    assert_eq!(reply.json(), json!({"unexpected": true}));
+}
+
+#[actix_web::test]
+async fn a_kapi_error_fault_sends_kakaos_kapi_error_body() {
+    let standin = StandIn::new(config());
+    standin.set_fault(
+        Endpoint::UserMe,
+        Some(Fault::KapiError {
+            status: 503,
+            code: -9798,
+        }),
+    );
+    standin.set_fault(
+        Endpoint::Unlink,
+        Some(Fault::KapiError {
+            status: 400,
+            code: -101,
+        }),
+    );
+    let h = harness!(standin);
+    let reply = h.user_me("whatever").await;
+    assert_eq!(reply.status, 503);
+    reply.assert_kakao_json();
+    let body = reply.json();
+    assert_eq!(body["code"], -9798);
+    assert!(body["msg"].is_string());
+    assert_eq!(body.as_object().unwrap().len(), 2);
+    let unlink = h
+        .with_bearer(TestRequest::post().uri("/v1/user/unlink"), "x")
+        .await;
+    assert_eq!(
+        unlink.json(),
+        json!({"msg":"NotRegisteredUserException","code":-101})
+    );
+}
+
+#[actix_web::test]
+async fn a_kauth_error_fault_sends_kakaos_kauth_error_body() {
+    let standin = StandIn::new(config());
+    standin.set_fault(
+        Endpoint::Token,
+        Some(Fault::KauthError {
+            status: 400,
+            error: "invalid_grant".to_owned(),
+            error_code: "KOE320".to_owned(),
+        }),
+    );
+    let h = harness!(standin);
+    let reply = h.exchange("anything", None).await;
+    assert_eq!(reply.status, 400);
+    reply.assert_kakao_json();
+    let body = reply.json();
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["error_code"], "KOE320");
+    assert!(body["error_description"].is_string());
+}
+
+#[actix_web::test]
+async fn an_authorize_error_fault_redirects_back_with_the_error_and_state() {
+    let standin = StandIn::new(config());
+    standin.add_user(alice());
+    standin.fail_next(
+        Endpoint::Authorize,
+        Fault::AuthorizeError("server_error".to_owned()),
+        1,
+    );
+    let h = harness!(standin);
+    let reply = h.authorize(&[("state", "st")]).await;
+    assert_eq!(
+        reply.location(),
+        format!("{REDIRECT}?error=server_error&state=st")
+    );
+    // The client and redirect URI are still checked first.
+    h.standin.fail_next(
+        Endpoint::Authorize,
+        Fault::AuthorizeError("server_error".to_owned()),
+        1,
+    );
+    let bad = h
+        .authorize_raw(&[
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", "http://evil.example/"),
+            ("response_type", "code"),
+        ])
+        .await;
+    assert_page_error(&bad, "KOE006");
+    assert_eq!(h.authorize(&[]).await.status, 200);
+}
+
+#[actix_web::test]
+async fn a_redirect_fault_answers_302_to_the_given_url() {
+    let standin = StandIn::new(config());
+    standin.set_fault(
+        Endpoint::TokenInfo,
+        Some(Fault::Redirect("http://elsewhere.example/login".to_owned())),
+    );
+    let h = harness!(standin);
+    let reply = h.token_info("x").await;
+    assert_eq!(reply.location(), "http://elsewhere.example/login");
+    assert!(reply.body.is_empty());
+}
+
+#[actix_web::test]
+async fn a_foreign_app_id_fault_reports_another_apps_id_in_token_info() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    standin.set_fault(Endpoint::TokenInfo, Some(Fault::ForeignAppId(999)));
+    let h = harness!(standin.clone());
+    let token = standin.issue_access_token(id);
+    let info = h.token_info(&token).await.json();
+    assert_eq!(info["app_id"], 999);
+    assert_eq!(info["id"].as_i64(), Some(id));
+}
+
+#[actix_web::test]
+async fn fail_next_applies_only_the_given_number_of_times_in_order_before_the_sticky_fault() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let token = standin.issue_access_token(id);
+    standin.set_fault(Endpoint::UserMe, Some(Fault::Status(418)));
+    standin.fail_next(Endpoint::UserMe, Fault::Status(500), 2);
+    standin.fail_next(Endpoint::UserMe, Fault::Status(503), 1);
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(h.user_me(&token).await.status);
+    }
+    assert_eq!(statuses, vec![500, 500, 503, 418, 418]);
+    standin.set_fault(Endpoint::UserMe, None);
+    assert_eq!(h.user_me(&token).await.status, 200);
+    standin.fail_next(Endpoint::UserMe, Fault::Status(500), 0);
+    assert_eq!(h.user_me(&token).await.status, 200);
+}
+
+#[actix_web::test]
+async fn hits_count_every_request_per_endpoint_including_faulted_and_failed_ones() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    standin.fail_next(Endpoint::TokenInfo, Fault::Status(500), 1);
+    h.token_info("x").await;
+    h.token_info("x").await;
+    h.login(id, true).await;
+    h.user_me("bad").await;
+    h.with_bearer(TestRequest::post().uri("/v1/user/logout"), "bad")
+        .await;
+    assert_eq!(standin.hits(Endpoint::TokenInfo), 2);
+    assert_eq!(standin.hits(Endpoint::Authorize), 1);
+    assert_eq!(standin.hits(Endpoint::Token), 1);
+    assert_eq!(standin.hits(Endpoint::UserMe), 1);
+    assert_eq!(standin.hits(Endpoint::Logout), 1);
+    assert_eq!(standin.hits(Endpoint::Unlink), 0);
+}
+
+// ---------------------------------------------------------------- real server
+
+#[actix_web::test]
+async fn start_serves_the_stand_in_on_a_local_port() {
+    let running = StandIn::start(config()).await.unwrap();
+    assert!(running.base_url.starts_with("http://127.0.0.1:"));
+    let id = running.standin.add_user(alice());
+    let token = running.standin.issue_access_token(id);
+    let client = awc::Client::default();
+    let mut resp = client
+        .get(format!("{}/v2/user/me", running.base_url))
+        .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = serde_json::from_slice(&resp.body().await.unwrap()).unwrap();
+    assert_eq!(body["id"].as_i64(), Some(id));
+    assert_eq!(running.standin.hits(Endpoint::UserMe), 1);
+    running.handle.stop(true).await;
+}
