@@ -9,6 +9,20 @@ use actix_session::storage::{
 };
 use actix_web::cookie::time::Duration;
 
+/// How long one Redis session operation may take before the request gets a 503 page instead
+/// of hanging while Redis is away.
+const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn bounded<T, E>(
+    op: impl std::future::Future<Output = Result<T, E>>,
+    timed_out: impl FnOnce(anyhow::Error) -> E,
+) -> Result<T, E> {
+    match actix_web::rt::time::timeout(REDIS_TIMEOUT, op).await {
+        Ok(result) => result,
+        Err(_) => Err(timed_out(anyhow::anyhow!("Redis did not answer in time"))),
+    }
+}
+
 /// Cookie sessions by default; Redis when `REDIS_URL` is set.
 #[derive(Clone)]
 pub enum SessionBackend {
@@ -47,7 +61,9 @@ impl SessionStore for SessionBackend {
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
         match self {
             SessionBackend::Cookie => CookieSessionStore::default().load(session_key).await,
-            SessionBackend::Redis(store) => store.load(session_key).await,
+            SessionBackend::Redis(store) => {
+                bounded(store.load(session_key), LoadError::Other).await
+            }
         }
     }
 
@@ -58,7 +74,9 @@ impl SessionStore for SessionBackend {
     ) -> Result<SessionKey, SaveError> {
         match self {
             SessionBackend::Cookie => CookieSessionStore::default().save(session_state, ttl).await,
-            SessionBackend::Redis(store) => store.save(session_state, ttl).await,
+            SessionBackend::Redis(store) => {
+                bounded(store.save(session_state, ttl), SaveError::Other).await
+            }
         }
     }
 
@@ -74,7 +92,13 @@ impl SessionStore for SessionBackend {
                     .update(session_key, session_state, ttl)
                     .await
             }
-            SessionBackend::Redis(store) => store.update(session_key, session_state, ttl).await,
+            SessionBackend::Redis(store) => {
+                bounded(
+                    store.update(session_key, session_state, ttl),
+                    UpdateError::Other,
+                )
+                .await
+            }
         }
     }
 
@@ -85,14 +109,16 @@ impl SessionStore for SessionBackend {
                     .update_ttl(session_key, ttl)
                     .await
             }
-            SessionBackend::Redis(store) => store.update_ttl(session_key, ttl).await,
+            SessionBackend::Redis(store) => {
+                bounded(store.update_ttl(session_key, ttl), |e| e).await
+            }
         }
     }
 
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
         match self {
             SessionBackend::Cookie => CookieSessionStore::default().delete(session_key).await,
-            SessionBackend::Redis(store) => store.delete(session_key).await,
+            SessionBackend::Redis(store) => bounded(store.delete(session_key), |e| e).await,
         }
     }
 }

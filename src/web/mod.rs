@@ -73,6 +73,29 @@ fn error_page(standin: bool, err: &AppError) -> HttpResponse {
     }
 }
 
+/// An error that renders itself as the full page (used where no response can be built).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct PageError {
+    error: AppError,
+    standin: bool,
+}
+
+impl actix_web::ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.error.view().status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = error_page(self.standin, &self.error);
+        let headers = res.headers_mut();
+        for (name, value) in default_headers(false) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        res
+    }
+}
+
 /// Turn errors into full HTML pages. Errors raised by middleware inside (the session store
 /// failing to reach Redis) have no page of their own: they become a 503 page.
 pub async fn render_errors(
@@ -82,7 +105,20 @@ pub async fn render_errors(
     let standin = req
         .app_data::<web::Data<AppState>>()
         .is_some_and(|s| s.standin);
-    let res = next.call(req).await?;
+    let res = match next.call(req).await {
+        Ok(res) => res,
+        // Middleware inside (the session store) failed before any handler answered; there is
+        // no request left to attach a page to, so the error itself renders the page.
+        Err(err) => {
+            let app_err = AppError::Session(err.to_string());
+            app_err.log();
+            return Err(PageError {
+                error: app_err,
+                standin,
+            }
+            .into());
+        }
+    };
     let replacement = match res.response().error() {
         Some(err) => match err.as_error::<AppError>() {
             Some(AppError::LoginRequired { .. }) => None,
@@ -118,19 +154,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
                    base-uri 'none'";
 
-/// Security headers on every answer (a handler's own value wins), and no caching of anything
-/// but static files.
-pub async fn security_headers(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let is_static = req.path().starts_with("/static/");
-    let hsts = req
-        .app_data::<web::Data<AppState>>()
-        .is_some_and(|s| s.settings.secure_cookies());
-    let mut res = next.call(req).await?;
-    let headers = res.headers_mut();
-    let defaults: [(header::HeaderName, &'static str); 6] = [
+fn default_headers(is_static: bool) -> [(header::HeaderName, &'static str); 6] {
+    [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -147,7 +172,22 @@ pub async fn security_headers(
                 "no-store"
             },
         ),
-    ];
+    ]
+}
+
+/// Security headers on every answer (a handler's own value wins), and no caching of anything
+/// but static files.
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let is_static = req.path().starts_with("/static/");
+    let hsts = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.settings.secure_cookies());
+    let mut res = next.call(req).await?;
+    let headers = res.headers_mut();
+    let defaults = default_headers(is_static);
     for (name, value) in defaults {
         if !headers.contains_key(&name) {
             headers.insert(name, HeaderValue::from_static(value));

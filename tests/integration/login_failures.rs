@@ -252,22 +252,38 @@ async fn kakao_token_endpoint_failures_show_a_retry_page() {
 #[actix_web::test]
 async fn redirects_from_kakao_are_never_followed() {
     let app = TestApp::spawn().await;
-    let canary = actix_web::HttpServer::new(|| {
-        actix_web::App::new().default_service(actix_web::web::to(|| async {
-            panic!("the canary must never be reached");
-            #[allow(unreachable_code)]
-            actix_web::HttpResponse::Ok()
+    // A listener that counts every request; a followed redirect would show up here.
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let canary = actix_web::HttpServer::new(move || {
+        let counter = counter.clone();
+        actix_web::App::new().default_service(actix_web::web::to(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { actix_web::HttpResponse::Ok().body("canary") }
         }))
     })
+    .workers(1)
     .bind("127.0.0.1:0")
     .expect("bind canary");
     let canary_url = format!("http://{}/", canary.addrs()[0]);
+    let canary = canary.run();
+    let handle = canary.handle();
+    actix_web::rt::spawn(canary);
+    // The canary really answers, so a zero count means nobody asked.
+    assert_eq!(app.browser().get(&canary_url).await.body, "canary");
+    hits.store(0, std::sync::atomic::Ordering::SeqCst);
     let (browser, done) =
         login_with_fault(&app, Endpoint::Token, Fault::Redirect(canary_url.clone())).await;
     assert_eq!(done.status, 502, "{}", done.body);
     assert_not_signed_in(&app, &browser).await;
     let (_, done) = login_with_fault(&app, Endpoint::UserMe, Fault::Redirect(canary_url)).await;
     assert_eq!(done.status, 502);
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "never followed"
+    );
+    handle.stop(false).await;
 }
 
 #[actix_web::test]

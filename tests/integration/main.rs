@@ -5,5 +5,6 @@ mod cli;
 mod login_failures;
 mod login_flow;
 mod sessions;
+mod standin_mode;
 mod support;
 mod user_manager;

@@ -240,3 +240,114 @@ async fn the_database_going_away_gives_a_503_page_not_a_crash() {
     tx.send(()).ok();
     holder.join().ok();
 }
+
+/// The Redis server the Redis-session tests use: TEST_REDIS_URL, else the local default.
+/// Unreachable Redis fails the test in CI and is reported (not silently passed) elsewhere.
+fn redis_url_or_report() -> Option<String> {
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let reachable = redis::Client::open(url.as_str())
+        .and_then(|c| c.get_connection_with_timeout(std::time::Duration::from_secs(2)))
+        .is_ok();
+    if reachable {
+        return Some(url);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("Redis at {url} is unreachable, and CI must run the Redis session tests");
+    }
+    eprintln!("NOT RUN: Redis session test needs Redis at {url} (set TEST_REDIS_URL)");
+    None
+}
+
+fn redis_keys(url: &str) -> Vec<String> {
+    let client = redis::Client::open(url).expect("client");
+    let mut conn = client.get_connection().expect("connection");
+    redis::cmd("KEYS")
+        .arg("kakao-login:session:*")
+        .query(&mut conn)
+        .expect("keys")
+}
+
+#[actix_web::test]
+async fn with_redis_sessions_sign_out_deletes_the_session_on_the_server() {
+    let Some(redis_url) = redis_url_or_report() else {
+        return;
+    };
+    let app = TestApp::spawn_with(&[("redis_url", &redis_url)]).await;
+    let (browser, _) = app.signed_in("레디스", "redis@example.com").await;
+    let cookie = browser
+        .cookies
+        .borrow()
+        .get("kakao_login")
+        .cloned()
+        .expect("cookie");
+    assert!(
+        cookie.len() < 200,
+        "the cookie holds only a session key: {cookie}"
+    );
+    let before = redis_keys(&redis_url);
+    assert!(!before.is_empty(), "the session lives in Redis");
+    let saved = browser.clone_cookies();
+    let token = csrf_of(&app, &browser, "/kakao/logout/").await;
+    let out = browser
+        .post_form(&app.url("/kakao/logout/"), &[("csrf_token", &token)])
+        .await;
+    assert_eq!(out.status, 303);
+    let after = redis_keys(&redis_url);
+    assert!(
+        before.iter().any(|k| !after.contains(k)),
+        "sign-out removed the session key from Redis"
+    );
+    assert_eq!(saved.get(&app.url("/profile/")).await.status, 303);
+}
+
+#[actix_web::test]
+async fn redis_going_away_gives_a_503_page() {
+    if redis_url_or_report().is_none() {
+        return;
+    }
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut server = RedisProcess(
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (install Redis to run the Redis session tests)"),
+    );
+    let url = format!("redis://127.0.0.1:{port}");
+    for _ in 0..50 {
+        if redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection())
+            .is_ok()
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let app = TestApp::spawn_with(&[("redis_url", &url)]).await;
+    let (browser, _) = app.signed_in("a", "a@example.com").await;
+    server.stop();
+    let res = browser.get(&app.url("/profile/")).await;
+    assert_eq!(res.status, 503, "{}", res.body);
+    assert_eq!(res.error_code().as_deref(), Some("service_unavailable"));
+}
+
+/// A Redis server of the test's own, stopped when the test ends however it ends.
+struct RedisProcess(std::process::Child);
+
+impl RedisProcess {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
