@@ -90,8 +90,18 @@ fn sign_in_once(
         return Ok((user, SignInKind::Returning));
     }
     if let Some(existing) = repo::find_user_by_email(conn, &identity.email)? {
-        if repo::find_social_for_user(conn, existing.id, kakao)?.is_some() {
-            return Err(SignInError::EmailLinkedElsewhere);
+        if let Some(social) = repo::find_social_for_user(conn, existing.id, kakao)? {
+            if social.uid != identity.kakao_id {
+                return Err(SignInError::EmailLinkedElsewhere);
+            }
+            // The same person, linked by a concurrent first login that committed between our
+            // reads (PostgreSQL's READ COMMITTED gives each statement a fresh snapshot).
+            if !existing.is_active {
+                return Err(SignInError::Inactive);
+            }
+            repo::touch_social(conn, social.id, &identity.profile_json, now)?;
+            let user = mark_login(conn, existing.id, now)?;
+            return Ok((user, SignInKind::Returning));
         }
         if !existing.is_active {
             return Err(SignInError::Inactive);
