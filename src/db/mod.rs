@@ -192,6 +192,30 @@ where
     .map_err(|e| E::from(DbError::Unavailable(format!("blocking pool: {e}"))))?
 }
 
+/// Run `f` in a transaction, running it again (a few times, briefly backing off) when it fails
+/// with an error `retry` accepts: a concurrent writer (SQLite busy, serialization failure) or a
+/// unique-constraint race whose loser should re-read.
+pub fn transaction_with_retry<T, E>(
+    conn: &mut DbConnection,
+    retry: impl Fn(&E) -> bool,
+    mut f: impl FnMut(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    const ATTEMPTS: u64 = 8;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match conn.transaction(&mut f) {
+            Err(e) if attempt < ATTEMPTS && retry(&e) => {
+                std::thread::sleep(Duration::from_millis(5 * attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Whether an error is a unique-constraint violation.
 pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(

@@ -1,6 +1,8 @@
 //! Users: rows, the `UserManager` that creates them, queries, and the rules around sign-in.
 
+pub mod changes;
 pub mod manager;
 pub mod model;
+pub mod permissions;
 pub mod repo;
 pub mod service;

@@ -35,6 +35,11 @@ pub fn update_user(conn: &mut DbConnection, id: i64, changes: &UserChanges) -> Q
         .get_result(conn)
 }
 
+/// Delete a user; their social accounts and sessions go with them (ON DELETE CASCADE).
+pub fn delete_user(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    diesel::delete(users::table.find(id)).execute(conn)
+}
+
 pub fn count_users(conn: &mut DbConnection) -> QueryResult<i64> {
     users::table.count().get_result(conn)
 }

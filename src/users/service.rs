@@ -2,7 +2,6 @@
 //! profile edits, and server-side session records.
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::Connection;
 
 use super::manager::{CreateUser, FieldErrors, UserError, UserManager};
 use super::model::{NewSocialAccount, Provider, User, UserChanges};
@@ -58,20 +57,11 @@ pub fn sign_in_with_kakao(
     conn: &mut DbConnection,
     identity: &KakaoIdentity,
 ) -> Result<(User, SignInKind), SignInError> {
-    const ATTEMPTS: u32 = 8;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = conn.transaction(|conn| sign_in_once(conn, identity));
-        match result {
-            Err(SignInError::Db(DbError::Query(e)))
-                if attempt < ATTEMPTS && (db::is_unique_violation(&e) || db::is_retryable(&e)) =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(5 * u64::from(attempt)));
-            }
-            other => return other,
-        }
-    }
+    db::transaction_with_retry(
+        conn,
+        |e| matches!(e, SignInError::Db(DbError::Query(q)) if db::is_unique_violation(q) || db::is_retryable(q)),
+        |conn| sign_in_once(conn, identity),
+    )
 }
 
 fn sign_in_once(
