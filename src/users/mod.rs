@@ -4,5 +4,6 @@ pub mod changes;
 pub mod manager;
 pub mod model;
 pub mod permissions;
+pub mod query;
 pub mod repo;
 pub mod service;

@@ -7,4 +7,5 @@ mod login_flow;
 mod sessions;
 mod standin_mode;
 mod support;
+mod user_list;
 mod user_manager;

@@ -1,0 +1,253 @@
+//! The shared user list: search, filters, orderings and keyset pages on a real database.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+use kakao_login::db::DbConnection;
+use kakao_login::db::schema::users;
+use kakao_login::users::manager::{CreateUser, UserManager};
+use kakao_login::users::model::User;
+use kakao_login::users::query::{Cursor, Direction, Ordering, UserFilter, list_users};
+
+use crate::support::TestDb;
+
+fn base_time() -> NaiveDateTime {
+    chrono::DateTime::from_timestamp(1_767_225_600, 0)
+        .expect("time")
+        .naive_utc()
+}
+
+/// Users with distinct emails, some sharing join times, some never signed in.
+fn seed(conn: &mut DbConnection, n: usize) -> Vec<User> {
+    for i in 0..n {
+        let user = UserManager::create_user(
+            conn,
+            &CreateUser {
+                email: format!("user{:02}@example.com", (i * 7) % n),
+                name: Some(match i % 4 {
+                    0 => "Kim 50%".to_owned(),
+                    1 => "lee_a".to_owned(),
+                    2 => "박".to_owned(),
+                    _ => "KIMchi".to_owned(),
+                }),
+                provider: if i % 3 == 0 { "local" } else { "kakao" }.into(),
+                ..CreateUser::default()
+            },
+        )
+        .expect("create");
+        // Ties on date_joined (pairs), and every third user never signed in.
+        let joined = base_time() + TimeDelta::minutes((i / 2) as i64);
+        let last = (i % 3 != 0).then(|| base_time() + TimeDelta::seconds((n - i) as i64));
+        diesel::update(users::table.find(user.id))
+            .set((
+                users::date_joined.eq(joined),
+                users::last_login.eq(last),
+                users::is_active.eq(i % 5 != 0),
+            ))
+            .execute(conn)
+            .expect("update");
+    }
+    users::table.load::<User>(conn).expect("load")
+}
+
+fn expected(all: &[User], ordering: Ordering) -> Vec<i64> {
+    let mut v = all.to_vec();
+    v.sort_by(|a, b| {
+        use kakao_login::users::query::SortKey::*;
+        let primary = match ordering.key {
+            Id => a.id.cmp(&b.id),
+            DateJoined => a.date_joined.cmp(&b.date_joined),
+            Email => a.email.cmp(&b.email),
+            LastLogin => a
+                .last_login
+                .unwrap_or_default()
+                .cmp(&b.last_login.unwrap_or_default()),
+        };
+        primary.then(a.id.cmp(&b.id))
+    });
+    if ordering.descending {
+        v.reverse();
+    }
+    v.into_iter().map(|u| u.id).collect()
+}
+
+fn walk_forward(conn: &mut DbConnection, f: &UserFilter, o: Ordering, limit: i64) -> Vec<i64> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<Cursor> = None;
+    for _ in 0..100 {
+        let page = list_users(conn, f, o, cursor.as_ref(), limit).expect("page");
+        assert!(page.users.len() as i64 <= limit);
+        seen.extend(page.users.iter().map(|u| u.id));
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => return seen,
+        }
+    }
+    panic!("pagination did not end");
+}
+
+#[test]
+fn every_ordering_pages_forward_and_backward_over_every_row_once() {
+    let db = TestDb::new();
+    let pool = db.pool();
+    let mut conn = pool.get().expect("conn");
+    let all = seed(&mut conn, 23);
+    for name in [
+        "id",
+        "-id",
+        "date_joined",
+        "-date_joined",
+        "email",
+        "-email",
+        "last_login",
+        "-last_login",
+    ] {
+        let ordering = Ordering::parse(name).expect("ordering");
+        let want = expected(&all, ordering);
+        let forward = walk_forward(&mut conn, &UserFilter::default(), ordering, 4);
+        assert_eq!(forward, want, "forward {name}");
+
+        // From the last page, walk back with `previous` to the first.
+        let mut cursor = None;
+        let last_page = loop {
+            let page = list_users(
+                &mut conn,
+                &UserFilter::default(),
+                ordering,
+                cursor.as_ref(),
+                4,
+            )
+            .expect("page");
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => break page.users.iter().map(|u| u.id).collect::<Vec<_>>(),
+            }
+        };
+        let mut backward: Vec<i64> = last_page.clone();
+        let mut prev = list_users(
+            &mut conn,
+            &UserFilter::default(),
+            ordering,
+            cursor.as_ref(),
+            4,
+        )
+        .expect("page")
+        .previous;
+        while let Some(c) = prev {
+            assert_eq!(c.direction, Direction::Before);
+            let page =
+                list_users(&mut conn, &UserFilter::default(), ordering, Some(&c), 4).expect("page");
+            let mut ids: Vec<i64> = page.users.iter().map(|u| u.id).collect();
+            ids.extend(backward);
+            backward = ids;
+            prev = page.previous;
+        }
+        assert_eq!(backward, want, "backward {name}");
+    }
+}
+
+#[test]
+fn pages_stay_correct_while_users_are_added() {
+    let db = TestDb::new();
+    let pool = db.pool();
+    let mut conn = pool.get().expect("conn");
+    let all = seed(&mut conn, 12);
+    let ordering = Ordering::parse("id").expect("ordering");
+    let first = list_users(&mut conn, &UserFilter::default(), ordering, None, 5).expect("page");
+    // New users arrive between page views; with ids they sort after every existing one.
+    for i in 0..3 {
+        UserManager::create_user(
+            &mut conn,
+            &CreateUser {
+                email: format!("late{i}@example.com"),
+                provider: "kakao".into(),
+                ..CreateUser::default()
+            },
+        )
+        .expect("create");
+    }
+    let mut seen: Vec<i64> = first.users.iter().map(|u| u.id).collect();
+    let mut cursor = first.next;
+    while let Some(c) = cursor {
+        let page =
+            list_users(&mut conn, &UserFilter::default(), ordering, Some(&c), 5).expect("page");
+        seen.extend(page.users.iter().map(|u| u.id));
+        cursor = page.next;
+    }
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no row twice");
+    for u in &all {
+        assert!(seen.contains(&u.id), "no existing row skipped");
+    }
+    assert_eq!(seen.len(), all.len() + 3);
+}
+
+#[test]
+fn search_is_case_insensitive_and_takes_wildcards_literally() {
+    let db = TestDb::new();
+    let pool = db.pool();
+    let mut conn = pool.get().expect("conn");
+    let all = seed(&mut conn, 20);
+    let search = |conn: &mut DbConnection, s: &str| -> Vec<i64> {
+        let f = UserFilter {
+            search: Some(s.into()),
+            ..UserFilter::default()
+        };
+        walk_forward(conn, &f, Ordering::default(), 50)
+    };
+    let kim: Vec<i64> = all
+        .iter()
+        .filter(|u| {
+            u.name
+                .as_deref()
+                .is_some_and(|n| n.to_lowercase().contains("kim"))
+        })
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(search(&mut conn, "KIM"), kim);
+    let percent: Vec<i64> = all
+        .iter()
+        .filter(|u| u.name.as_deref() == Some("Kim 50%"))
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(search(&mut conn, "50%"), percent, "% is literal");
+    assert!(
+        search(&mut conn, "%").len() == percent.len(),
+        "% alone is not 'everyone'"
+    );
+    let underscore: Vec<i64> = all
+        .iter()
+        .filter(|u| u.name.as_deref() == Some("lee_a"))
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(search(&mut conn, "_"), underscore, "_ is literal");
+    assert_eq!(search(&mut conn, "USER03@EXAMPLE").len(), 1, "emails too");
+    assert_eq!(search(&mut conn, "박").len(), 5);
+    assert!(search(&mut conn, "' OR 1=1 --").is_empty());
+}
+
+#[test]
+fn filters_combine() {
+    let db = TestDb::new();
+    let pool = db.pool();
+    let mut conn = pool.get().expect("conn");
+    let all = seed(&mut conn, 30);
+    let f = UserFilter {
+        provider: Some("kakao".into()),
+        is_active: Some(true),
+        is_staff: Some(false),
+        ..UserFilter::default()
+    };
+    let want: Vec<i64> = all
+        .iter()
+        .filter(|u| u.provider == "kakao" && u.is_active && !u.is_staff)
+        .map(|u| u.id)
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(walk_forward(&mut conn, &f, Ordering::default(), 7), want);
+    let supers = UserFilter {
+        is_superuser: Some(true),
+        ..UserFilter::default()
+    };
+    assert!(walk_forward(&mut conn, &supers, Ordering::default(), 7).is_empty());
+}
