@@ -86,6 +86,7 @@ impl Application {
             kakao,
             pool,
             standin: standin.is_some(),
+            token_cache: Default::default(),
             settings,
         });
         let server = build_server(

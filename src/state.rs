@@ -1,5 +1,6 @@
 //! What every request can reach: settings, the database pool, and the Kakao configuration.
 
+use crate::auth::bearer::TokenCache;
 use crate::config::Settings;
 use crate::db::DbPool;
 use crate::kakao::KakaoConfig;
@@ -11,4 +12,6 @@ pub struct AppState {
     pub kakao: KakaoConfig,
     /// The built-in Kakao stand-in is serving at `/_kakao` (banner on every page).
     pub standin: bool,
+    /// Kakao access tokens recently confirmed by Kakao (API bearer authentication).
+    pub token_cache: TokenCache,
 }

@@ -1,6 +1,7 @@
 //! Who is signed in: the typed session, CSRF tokens, the session store (cookie or Redis), and
 //! the extractors handlers use to require a signed-in user.
 
+pub mod bearer;
 pub mod extractors;
 pub mod session;
 pub mod store;

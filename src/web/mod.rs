@@ -1,5 +1,6 @@
 //! HTTP: routes, page rendering, and the middleware every response passes through.
 
+pub mod api;
 pub mod kakao;
 pub mod pages;
 
@@ -105,7 +106,12 @@ pub async fn render_errors(
     let standin = req
         .app_data::<web::Data<AppState>>()
         .is_some_and(|s| s.standin);
+    let api = req.path().starts_with("/api/");
     let res = match next.call(req).await {
+        Ok(res) if api => return Ok(res.map_into_left_body()),
+        Err(err) if api => {
+            return Err(api::ApiError::Unavailable(format!("session store: {err}")).into());
+        }
         Ok(res) => res,
         // Middleware inside (the session store) failed before any handler answered; there is
         // no request left to attach a page to, so the error itself renders the page.
@@ -204,7 +210,8 @@ pub async fn security_headers(
 
 /// Register the page routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(pages::login_page))
+    cfg.configure(api::routes)
+        .route("/", web::get().to(pages::login_page))
         .route("/healthz", web::get().to(pages::healthz))
         .route("/readyz", web::get().to(pages::readyz))
         .route("/profile/", web::get().to(pages::show_profile))

@@ -289,6 +289,12 @@ impl Resp {
         Some(self.body[at..at + end].to_owned())
     }
 
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+
     /// The value of a hidden input on the page.
     pub fn input_value(&self, name: &str) -> Option<String> {
         let marker = format!("name=\"{name}\" value=\"");
@@ -402,6 +408,30 @@ impl Browser {
             .send_form(&form.to_vec())
             .await
             .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        self.read(res).await
+    }
+
+    /// Any method with an optional raw body and headers (for the JSON API).
+    pub async fn request(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, url);
+        if let Some(cookie) = self.cookie_header() {
+            req = req.insert_header(("cookie", cookie));
+        }
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let res = match body {
+            Some(b) => req.send_body(b.to_owned()).await,
+            None => req.send().await,
+        }
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
         self.read(res).await
     }
 
