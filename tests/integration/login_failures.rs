@@ -15,17 +15,7 @@ async fn assert_not_signed_in(app: &TestApp, browser: &Browser) {
 async fn login_with_fault(app: &TestApp, endpoint: Endpoint, fault: Fault) -> (Browser, Resp) {
     let kakao_id = app.kakao_user("장애", "fault@example.com");
     let browser = app.browser();
-    let authorize = app.start_login(&browser, None).await;
-    let back = app
-        .authorize_with(
-            &browser,
-            &authorize,
-            Consent::Agree {
-                kakao_id,
-                share_email: true,
-            },
-        )
-        .await;
+    let back = app.consented_callback(&browser, kakao_id).await;
     app.kakao.standin.set_fault(endpoint, Some(fault));
     let done = browser.get(&back).await;
     app.kakao.standin.set_fault(endpoint, None);
@@ -323,17 +313,7 @@ async fn a_callback_with_another_sessions_state_is_refused() {
     let kakao_id = app.kakao_user("공격자", "attacker@example.com");
     // The attacker gets a valid code and state for their own session...
     let attacker = app.browser();
-    let authorize = app.start_login(&attacker, None).await;
-    let back = app
-        .authorize_with(
-            &attacker,
-            &authorize,
-            Consent::Agree {
-                kakao_id,
-                share_email: true,
-            },
-        )
-        .await;
+    let back = app.consented_callback(&attacker, kakao_id).await;
     // ...and makes the victim's browser open it.
     let victim = app.browser();
     app.start_login(&victim, None).await;
@@ -349,17 +329,7 @@ async fn replaying_a_finished_callback_with_a_saved_cookie_is_refused() {
     let app = TestApp::spawn().await;
     let kakao_id = app.kakao_user("재전송", "replay@example.com");
     let browser = app.browser();
-    let authorize = app.start_login(&browser, None).await;
-    let back = app
-        .authorize_with(
-            &browser,
-            &authorize,
-            Consent::Agree {
-                kakao_id,
-                share_email: true,
-            },
-        )
-        .await;
+    let back = app.consented_callback(&browser, kakao_id).await;
     let saved = browser.clone_cookies(); // the pre-login cookie still holds the state
     assert_eq!(browser.get(&back).await.status, 303);
     let token_calls = app.kakao.standin.hits(Endpoint::Token);
@@ -379,17 +349,7 @@ async fn an_expired_state_is_refused() {
     let app = TestApp::spawn_with(&[("login_state_ttl_secs", "1")]).await;
     let kakao_id = app.kakao_user("늦음", "late@example.com");
     let browser = app.browser();
-    let authorize = app.start_login(&browser, None).await;
-    let back = app
-        .authorize_with(
-            &browser,
-            &authorize,
-            Consent::Agree {
-                kakao_id,
-                share_email: true,
-            },
-        )
-        .await;
+    let back = app.consented_callback(&browser, kakao_id).await;
     actix_web::rt::time::sleep(Duration::from_millis(2100)).await;
     let done = browser.get(&back).await;
     assert_eq!(done.status, 400);

@@ -135,17 +135,7 @@ async fn open_redirect_attempts_through_next_land_on_the_profile() {
     }
     // The callback never reads `next` from its own query.
     let browser = app.browser();
-    let authorize = app.start_login(&browser, None).await;
-    let back = app
-        .authorize_with(
-            &browser,
-            &authorize,
-            Consent::Agree {
-                kakao_id,
-                share_email: true,
-            },
-        )
-        .await;
+    let back = app.consented_callback(&browser, kakao_id).await;
     let done = browser
         .get(&format!("{back}&next=https://evil.example"))
         .await;

@@ -217,6 +217,21 @@ impl TestApp {
         at_kakao.location()
     }
 
+    /// Start a login in `browser` and agree at Kakao as `kakao_id` (sharing the email);
+    /// returns the callback URL Kakao sent the browser back to.
+    pub async fn consented_callback(&self, browser: &Browser, kakao_id: i64) -> String {
+        let authorize = self.start_login(browser, None).await;
+        self.authorize_with(
+            browser,
+            &authorize,
+            Consent::Agree {
+                kakao_id,
+                share_email: true,
+            },
+        )
+        .await
+    }
+
     /// Sign a new Kakao user in; returns their browser and Kakao id.
     pub async fn signed_in(&self, nickname: &str, email: &str) -> (Browser, i64) {
         let kakao_id = self.kakao_user(nickname, email);

@@ -160,6 +160,17 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Temporary => ApiError::KakaoUnavailable,
+            TokenError::Malformed => ApiError::MalformedToken,
+            TokenError::Invalid => ApiError::InvalidToken,
+            TokenError::OtherApp => ApiError::OtherApp,
+        }
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
@@ -334,14 +345,7 @@ async fn authenticate(req: &HttpRequest) -> Result<ApiUser, ApiError> {
             let kakao = req
                 .app_data::<web::Data<KakaoClient>>()
                 .ok_or_else(|| ApiError::Internal("Kakao client missing".into()))?;
-            let kakao_id = bearer::validate(kakao, &state.token_cache, token)
-                .await
-                .map_err(|e| match e {
-                    TokenError::Temporary => ApiError::KakaoUnavailable,
-                    TokenError::Malformed => ApiError::MalformedToken,
-                    TokenError::Invalid => ApiError::InvalidToken,
-                    TokenError::OtherApp => ApiError::OtherApp,
-                })?;
+            let kakao_id = bearer::validate(kakao, &state.token_cache, token).await?;
             let user = db::run(&state.pool, move |conn| {
                 let social = repo::find_social(conn, Provider::Kakao.as_str(), kakao_id)?;
                 match social {
@@ -393,6 +397,19 @@ impl FromRequest for ApiUser {
     }
 }
 
+/// The caller, if `permission` allows them; otherwise 403.
+async fn authenticate_with(req: &HttpRequest, permission: Permission) -> Result<ApiUser, ApiError> {
+    let caller = authenticate(req).await?;
+    if permission.allows(&caller.user) {
+        Ok(caller)
+    } else {
+        Err(ApiError::Forbidden(match permission {
+            Permission::IsSuperuser => "superusers only".into(),
+            _ => "staff only".into(),
+        }))
+    }
+}
+
 impl FromRequest for StaffUser {
     type Error = ApiError;
     type Future = ApiFuture<Self>;
@@ -400,12 +417,9 @@ impl FromRequest for StaffUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let caller = authenticate(&req).await?;
-            if Permission::IsStaff.allows(&caller.user) {
-                Ok(StaffUser(caller))
-            } else {
-                Err(ApiError::Forbidden("staff only".into()))
-            }
+            authenticate_with(&req, Permission::IsStaff)
+                .await
+                .map(StaffUser)
         })
     }
 }
@@ -417,12 +431,9 @@ impl FromRequest for SuperUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let caller = authenticate(&req).await?;
-            if Permission::IsSuperuser.allows(&caller.user) {
-                Ok(SuperUser(caller))
-            } else {
-                Err(ApiError::Forbidden("superusers only".into()))
-            }
+            authenticate_with(&req, Permission::IsSuperuser)
+                .await
+                .map(SuperUser)
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use actix_session::Session;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -435,26 +435,14 @@ pub async fn sign_in_with_kakao_token(
     state: web::Data<AppState>,
     kakao: web::Data<KakaoClient>,
     session: Session,
-    _req: HttpRequest,
     JsonBody(body): JsonBody<KakaoTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let token = body.access_token.trim().to_owned();
-    let kakao_id = bearer::validate(&kakao, &state.token_cache, &token)
-        .await
-        .map_err(|e| match e {
-            TokenError::Temporary => ApiError::KakaoUnavailable,
-            TokenError::Malformed => ApiError::MalformedToken,
-            TokenError::Invalid => ApiError::InvalidToken,
-            TokenError::OtherApp => ApiError::OtherApp,
-        })?;
+    let kakao_id = bearer::validate(&kakao, &state.token_cache, &token).await?;
     let profile = kakao
         .user_me(&token)
         .await
-        .map_err(|e| match TokenError::from(e) {
-            TokenError::Temporary => ApiError::KakaoUnavailable,
-            TokenError::Malformed => ApiError::MalformedToken,
-            _ => ApiError::InvalidToken,
-        })?;
+        .map_err(|e| ApiError::from(TokenError::from(e)))?;
     if profile.id != kakao_id {
         return Err(ApiError::InvalidToken);
     }
