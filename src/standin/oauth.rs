@@ -37,9 +37,11 @@ pub(super) struct AuthorizeRequest {
 }
 
 impl AuthorizeRequest {
-    /// Whether the email item must be agreed (it was asked for explicitly with `scope`).
+    /// Whether the email item must be agreed: only when the request asks for the email alone
+    /// (an additional-consent request for exactly that item). On a first sign-in the stand-in
+    /// app has email as an optional item, so a person can decline it, as on Kakao.
     fn email_required(&self) -> bool {
-        self.scope.is_some() && self.requested.contains(SCOPE_EMAIL)
+        self.scope.is_some() && self.requested.len() == 1 && self.requested.contains(SCOPE_EMAIL)
     }
 
     /// The items agreed when the person accepts, sharing the email or not.

@@ -2,6 +2,7 @@
 //! database (SQLite, or PostgreSQL when TEST_DATABASE_URL is set) and its own Kakao stand-in.
 
 mod api;
+mod browser;
 mod cli;
 mod login_failures;
 mod login_flow;

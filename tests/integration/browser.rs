@@ -1,0 +1,415 @@
+//! Real-browser tests: headless Chromium driven over WebDriver (chromedriver, from Debian's
+//! `chromium` and `chromium-driver`) against the real `kakao-login` binary with its built-in
+//! Kakao stand-in. Every page visited is screenshotted to `target/e2e/` and checked for console
+//! errors, CSP violations and requests to any host other than the app's.
+//!
+//! Without Chromium these tests are compiled as ignored, with a reason that `cargo test`
+//! prints ("the browser suite did NOT run"); `.ci/run` installs Chromium, so in CI they run.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// A child process stopped when the test ends, however it ends.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn wait_until_up(url: &str) {
+    let client = awc::Client::default();
+    for _ in 0..200 {
+        if let Ok(res) = client.get(url).send().await
+            && res.status().is_success()
+        {
+            return;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+/// The app (real binary, stand-in Kakao, SQLite in a temp folder) and a browser session.
+struct E2e {
+    base: String,
+    browser: Client,
+    shots: PathBuf,
+    step: std::cell::Cell<u32>,
+    _app: Process,
+    _driver: Process,
+    _dir: tempfile::TempDir,
+}
+
+impl E2e {
+    async fn start(scenario: &str) -> E2e {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let app = Process(
+            Command::new(env!("CARGO_BIN_EXE_kakao-login"))
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("BIND", format!("127.0.0.1:{port}"))
+                .env("PUBLIC_URL", &base)
+                .env(
+                    "DATABASE_URL",
+                    format!("sqlite://{}/e2e.db", dir.path().display()),
+                )
+                .env("DATA_DIR", dir.path())
+                .env("CONFIG_DIR", "/nonexistent")
+                .env("WORKERS", "2")
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start kakao-login"),
+        );
+        let driver_port = free_port();
+        let driver = Process(
+            Command::new("chromedriver")
+                .arg(format!("--port={driver_port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver (apt-get install chromium chromium-driver)"),
+        );
+        wait_until_up(&format!("{base}/healthz")).await;
+        wait_until_up(&format!("http://127.0.0.1:{driver_port}/status")).await;
+
+        let profile = dir.path().join("chromium-profile");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-features=Translate,OptimizationHints,MediaRouter",
+                    "--window-size=1100,900", "--lang=ko-KR",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
+        // chromedriver is plain HTTP on loopback: no TLS stack needed.
+        let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{driver_port}"))
+            .await
+            .expect("WebDriver session");
+        let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join("e2e")
+            .join(scenario);
+        let _ = std::fs::remove_dir_all(&shots);
+        std::fs::create_dir_all(&shots).expect("screenshot folder");
+        E2e {
+            base,
+            browser,
+            shots,
+            step: std::cell::Cell::new(0),
+            _app: app,
+            _driver: driver,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn path(&self) -> String {
+        let url = self.browser.current_url().await.expect("url");
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    /// Wait until the browser is on `path` (a page load after a click).
+    async fn wait_for_path(&self, prefix: &str) {
+        for _ in 0..100 {
+            if self.path().await.starts_with(prefix) {
+                let ready = self
+                    .browser
+                    .execute("return document.readyState;", vec![])
+                    .await
+                    .expect("readyState");
+                if ready == "complete" {
+                    return;
+                }
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected {prefix}, browser is at {}", self.path().await);
+    }
+
+    async fn body_text(&self) -> String {
+        self.browser
+            .find(Locator::Css("body"))
+            .await
+            .expect("body")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// Screenshot the page and check what a person cannot see: console errors, CSP
+    /// violations, and requests to other hosts.
+    async fn check_page(&self, name: &str) {
+        let n = self.step.get() + 1;
+        self.step.set(n);
+        let png = self.browser.screenshot().await.expect("screenshot");
+        std::fs::write(self.shots.join(format!("{n:02}-{name}.png")), png).expect("write png");
+
+        let logs = self
+            .browser
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("browser log");
+        let problems: Vec<&Value> = logs
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| {
+                        let level = e["level"].as_str().unwrap_or_default();
+                        let message = e["message"].as_str().unwrap_or_default();
+                        level == "SEVERE"
+                            || message.contains("Content Security Policy")
+                            || message.contains("Refused to")
+                    })
+                    // The 4xx/5xx pages we visit on purpose log their own status; that is not a fault.
+                    .filter(|e| {
+                        !e["message"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .contains("the server responded with a status of")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            problems.is_empty(),
+            "{name}: console errors or CSP violations: {problems:?}"
+        );
+
+        let urls = self
+            .browser
+            .execute(
+                "return [location.href].concat(performance.getEntriesByType('resource').map(e => e.name));",
+                vec![],
+            )
+            .await
+            .expect("resource list");
+        for url in urls.as_array().into_iter().flatten() {
+            let url = url.as_str().unwrap_or_default();
+            assert!(
+                url.starts_with(&self.base),
+                "{name}: request to another host: {url}"
+            );
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        self.browser
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let field = self
+            .browser
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        field.clear().await.expect("clear");
+        field.send_keys(value).await.expect("type");
+    }
+
+    async fn set_checked(&self, css: &str, checked: bool) {
+        let el = self
+            .browser
+            .find(Locator::Css(css))
+            .await
+            .expect("checkbox");
+        let now = el.prop("checked").await.expect("prop").as_deref() == Some("true");
+        if now != checked {
+            el.click().await.expect("toggle");
+        }
+    }
+
+    /// On the stand-in's consent page, type a new Kakao account.
+    async fn consent_as_new(&self, nickname: &str, email: &str, share_email: bool) {
+        self.click("input[name=account][value=new]").await;
+        self.fill("input[name=new_nickname]", nickname).await;
+        self.fill("input[name=new_email]", email).await;
+        self.set_checked("input[name=share_email]", share_email)
+            .await;
+    }
+
+    async fn finish(self) {
+        let _ = self.browser.close().await;
+    }
+}
+
+/// Chromium's console log (`goog:loggingPrefs`), read through chromedriver's log endpoint.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
+    }
+}
+
+#[actix_web::test]
+#[cfg_attr(
+    not(has_browser),
+    ignore = "chromium and chromium-driver are not installed: the browser suite did NOT run \
+              (apt-get install chromium chromium-driver)"
+)]
+async fn a_new_person_signs_in_edits_the_profile_and_signs_out() {
+    let e2e = E2e::start("new-person").await;
+    e2e.browser.goto(&e2e.url("/")).await.expect("open");
+    assert!(e2e.body_text().await.contains("카카오 로그인"));
+    e2e.check_page("login").await;
+
+    e2e.click("a[data-testid=kakao-login]").await;
+    e2e.wait_for_path("/_kakao/oauth/authorize").await;
+    e2e.check_page("kakao-consent").await;
+    e2e.consent_as_new("브라우저", "browser@example.com", true)
+        .await;
+    e2e.click("button[value=agree]").await;
+
+    e2e.wait_for_path("/profile/").await;
+    let text = e2e.body_text().await;
+    assert!(text.contains("browser@example.com"), "{text}");
+    assert_eq!(
+        e2e.browser
+            .find(Locator::Css("#name"))
+            .await
+            .expect("name field")
+            .prop("value")
+            .await
+            .expect("value")
+            .as_deref(),
+        Some("브라우저")
+    );
+    e2e.check_page("profile").await;
+
+    // A validation error is shown in the form...
+    e2e.fill("#age", "삼십").await;
+    e2e.click("form.form button[type=submit]").await;
+    e2e.browser
+        .wait()
+        .for_element(Locator::Css("[data-error-for=age]"))
+        .await
+        .expect("age error shown");
+    e2e.check_page("profile-error").await;
+    // ...then a valid edit is saved.
+    e2e.fill("#name", "새 이름").await;
+    e2e.fill("#age", "30").await;
+    e2e.click("form.form button[type=submit]").await;
+    e2e.wait_for_path("/profile/?saved=1").await;
+    let text = e2e.body_text().await;
+    assert!(text.contains("저장했습니다"), "{text}");
+    e2e.check_page("profile-saved").await;
+
+    // Sign out through the confirmation form.
+    e2e.click("a[href='/kakao/logout/']").await;
+    e2e.wait_for_path("/kakao/logout/").await;
+    e2e.check_page("logout-confirm").await;
+    e2e.click("[data-testid=logout-confirm]").await;
+    e2e.wait_for_path("/?logged_out=1").await;
+    assert!(e2e.body_text().await.contains("로그아웃했습니다"));
+    e2e.check_page("logged-out").await;
+
+    e2e.browser.goto(&e2e.url("/profile/")).await.expect("open");
+    e2e.wait_for_path("/?next=").await;
+    e2e.check_page("profile-needs-login").await;
+    e2e.finish().await;
+}
+
+#[actix_web::test]
+#[cfg_attr(
+    not(has_browser),
+    ignore = "chromium and chromium-driver are not installed: the browser suite did NOT run \
+              (apt-get install chromium chromium-driver)"
+)]
+async fn cancelling_and_declining_email_show_their_pages_and_asking_again_works() {
+    let e2e = E2e::start("cancel-and-decline").await;
+    e2e.browser.goto(&e2e.url("/")).await.expect("open");
+    e2e.click("a[data-testid=kakao-login]").await;
+    e2e.wait_for_path("/_kakao/oauth/authorize").await;
+    e2e.click("button[value=cancel]").await;
+    e2e.wait_for_path("/kakao/login/callback/").await;
+    assert!(e2e.body_text().await.contains("로그인을 취소했습니다"));
+    e2e.check_page("cancelled").await;
+
+    // Try again, but decline the email.
+    e2e.click(".error-card a.button").await;
+    e2e.wait_for_path("/_kakao/oauth/authorize").await;
+    e2e.consent_as_new("무메일", "decline@example.com", false)
+        .await;
+    e2e.check_page("consent-without-email").await;
+    e2e.click("button[value=agree]").await;
+    e2e.wait_for_path("/kakao/login/callback/").await;
+    let text = e2e.body_text().await;
+    assert!(text.contains("이메일 제공 동의가 필요합니다"), "{text}");
+    e2e.check_page("email-required").await;
+
+    // The page's button asks Kakao again, for the email only.
+    e2e.click(".error-card a.button").await;
+    e2e.wait_for_path("/_kakao/oauth/authorize").await;
+    assert!(e2e.path().await.contains("scope=account_email"));
+    e2e.browser
+        .find(Locator::XPath(
+            "//label[contains(., 'decline@example.com')]/input",
+        ))
+        .await
+        .expect("the account from before is listed")
+        .click()
+        .await
+        .expect("pick it");
+    e2e.check_page("consent-again").await;
+    e2e.click("button[value=agree]").await;
+    e2e.wait_for_path("/profile/").await;
+    assert!(e2e.body_text().await.contains("decline@example.com"));
+    e2e.check_page("profile-after-consent").await;
+    e2e.finish().await;
+}
