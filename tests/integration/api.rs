@@ -544,6 +544,13 @@ async fn kakao_access_tokens_are_validated_by_kakaos_code() {
     let ok = bearer(&app, &token, "/api/users/me/").await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(ok.json()["id"], member.id);
+    let lower = Browser::new()
+        .get_with(
+            &app.url("/api/users/me/"),
+            &[("authorization", &format!("bearer {token}"))],
+        )
+        .await;
+    assert_eq!(lower.status, 200, "the scheme is case-insensitive");
 
     let cases: Vec<(Fault, u16, &str)> = vec![
         (

@@ -338,10 +338,11 @@ async fn authenticate(req: &HttpRequest) -> Result<ApiUser, ApiError> {
     let (user, via) = match req.headers().get(header::AUTHORIZATION) {
         Some(value) => {
             let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
-            let token = value
-                .strip_prefix("Bearer ")
-                .ok_or(ApiError::InvalidToken)?
-                .trim();
+            // The scheme name is case-insensitive (RFC 9110 11.1).
+            let token = match value.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+                _ => return Err(ApiError::InvalidToken),
+            };
             let kakao = req
                 .app_data::<web::Data<KakaoClient>>()
                 .ok_or_else(|| ApiError::Internal("Kakao client missing".into()))?;
