@@ -87,6 +87,7 @@ impl Application {
             pool,
             standin: standin.is_some(),
             settings,
+            login_limits: Default::default(),
         });
         let server = build_server(
             state.clone(),

@@ -1,5 +1,6 @@
 //! What every request can reach: settings, the database pool, and the Kakao configuration.
 
+use crate::auth::ratelimit::LoginLimits;
 use crate::config::Settings;
 use crate::db::DbPool;
 use crate::kakao::KakaoConfig;
@@ -11,4 +12,6 @@ pub struct AppState {
     pub kakao: KakaoConfig,
     /// The built-in Kakao stand-in is serving at `/_kakao` (banner on every page).
     pub standin: bool,
+    /// Failed break-glass sign-ins, per client and per account (in memory).
+    pub login_limits: LoginLimits,
 }

@@ -2,6 +2,7 @@
 //! the extractors handlers use to require a signed-in user.
 
 pub mod extractors;
+pub mod ratelimit;
 pub mod session;
 pub mod store;
 
