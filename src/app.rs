@@ -88,6 +88,7 @@ impl Application {
             standin: standin.is_some(),
             token_cache: Default::default(),
             settings,
+            login_limits: Default::default(),
         });
         let server = build_server(
             state.clone(),

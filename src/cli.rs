@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `migrate`, `createsuperuser`, `check`.
+//! The command line: `serve` (default), `migrate`, `createsuperuser`, `changepassword`,
+//! `check`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Settings;
 use crate::db;
 use crate::users::manager::UserError;
+use crate::users::passwords::{self, PasswordError};
 use crate::users::service;
 
 #[derive(Parser, Debug)]
@@ -35,6 +37,16 @@ pub enum Command {
         /// Never ask; fail when something required is missing.
         #[arg(long)]
         noinput: bool,
+    },
+    /// Set a staff member's break-glass password, for signing in at /admin/login/ while Kakao
+    /// is unavailable. Asked twice without echo, or read from stdin with --stdin.
+    Changepassword {
+        /// The staff member's email.
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input (for scripts).
+        #[arg(long)]
+        stdin: bool,
     },
     /// Validate the configuration and reach the database (and Redis, if configured).
     Check,
@@ -106,6 +118,38 @@ pub fn create_superuser(
         }
         Err(UserError::Invalid(errors)) => anyhow::bail!("invalid: {errors}"),
         Err(UserError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Set a staff member's break-glass password (see `users::passwords`).
+pub fn change_password(settings: &Settings, email: &str, from_stdin: bool) -> anyhow::Result<()> {
+    settings.validate()?;
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        anyhow::ensure!(
+            std::io::stdin().is_terminal(),
+            "no terminal to ask for the password: use --stdin"
+        );
+        let first = rpassword::prompt_password("새 비밀번호 (new password): ")?;
+        let again = rpassword::prompt_password("비밀번호 확인 (again): ")?;
+        anyhow::ensure!(first == again, "the passwords do not match");
+        first
+    };
+    let pool = migrated_pool(settings)?;
+    let mut conn = pool.get()?;
+    match passwords::set_staff_password(&mut conn, email, &password) {
+        Ok(user) => {
+            println!(
+                "break-glass password set for id={} email={}",
+                user.id, user.email
+            );
+            Ok(())
+        }
+        Err(PasswordError::Db(e)) => Err(e.into()),
+        Err(e) => anyhow::bail!("{e}"),
     }
 }
 

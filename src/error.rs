@@ -48,6 +48,15 @@ pub enum AppError {
     EmailInUse,
     #[error("account inactive")]
     Inactive,
+    /// Signed in, but the permission policy says no (a 403 page).
+    #[error("forbidden")]
+    Forbidden,
+    /// The change would leave no active superuser (a 409 page).
+    #[error("the last active superuser cannot be demoted, deactivated or deleted")]
+    LastSuperuser,
+    /// Too many attempts (break-glass sign-in); try again after this many seconds.
+    #[error("too many attempts; retry after {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
     #[error(transparent)]
     Kakao(#[from] KakaoError),
     #[error(transparent)]
@@ -63,6 +72,22 @@ impl From<diesel::result::Error> for AppError {
         match e {
             diesel::result::Error::NotFound => AppError::NotFound,
             other => AppError::Db(DbError::Query(other)),
+        }
+    }
+}
+
+impl From<crate::users::changes::ChangeError> for AppError {
+    /// Handlers that show field errors in a form handle `Invalid` and `DuplicateEmail`
+    /// themselves; anywhere else they are a bad request.
+    fn from(e: crate::users::changes::ChangeError) -> Self {
+        use crate::users::changes::ChangeError;
+        match e {
+            ChangeError::NotFound => AppError::NotFound,
+            ChangeError::Forbidden(_) => AppError::Forbidden,
+            ChangeError::LastSuperuser => AppError::LastSuperuser,
+            ChangeError::Invalid(errors) => AppError::BadRequest(errors.to_string()),
+            ChangeError::DuplicateEmail => AppError::BadRequest("duplicate email".into()),
+            ChangeError::Db(e) => AppError::Db(e),
         }
     }
 }
@@ -209,6 +234,27 @@ impl AppError {
                 "비활성화된 계정입니다",
                 "이 계정은 사용이 중지되었습니다. 관리자에게 문의하세요.",
                 home(),
+            ),
+            AppError::Forbidden => v(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "권한이 없습니다",
+                "이 페이지나 작업은 권한이 있는 관리자만 이용할 수 있습니다.",
+                home(),
+            ),
+            AppError::LastSuperuser => v(
+                StatusCode::CONFLICT,
+                "last_superuser",
+                "마지막 최고 관리자입니다",
+                "활성 최고 관리자가 한 명뿐이라 권한 해제, 비활성화, 삭제를 할 수 없습니다. 다른 최고 관리자를 먼저 지정하세요.",
+                Some(("회원 목록으로", "/admin/users/".to_owned())),
+            ),
+            AppError::TooManyAttempts { .. } => v(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "시도 횟수가 너무 많습니다",
+                "잠시 후 다시 시도하세요.",
+                None,
             ),
             AppError::Kakao(e) => kakao_view(e),
             AppError::Db(DbError::Unavailable(_)) | AppError::Session(_) => v(

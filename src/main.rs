@@ -30,6 +30,7 @@ fn main() -> std::process::ExitCode {
             name,
             noinput,
         } => cli::create_superuser(&settings, email, name, noinput),
+        Command::Changepassword { email, stdin } => cli::change_password(&settings, &email, stdin),
         Command::Check => actix_web::rt::System::new().block_on(cli::check(&settings)),
     };
     match result {

@@ -1,6 +1,7 @@
 //! What every request can reach: settings, the database pool, and the Kakao configuration.
 
 use crate::auth::bearer::TokenCache;
+use crate::auth::ratelimit::LoginLimits;
 use crate::config::Settings;
 use crate::db::DbPool;
 use crate::kakao::KakaoConfig;
@@ -14,4 +15,6 @@ pub struct AppState {
     pub standin: bool,
     /// Kakao access tokens recently confirmed by Kakao (API bearer authentication).
     pub token_cache: TokenCache,
+    /// Failed break-glass sign-ins, per client and per account (in memory).
+    pub login_limits: LoginLimits,
 }

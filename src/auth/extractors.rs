@@ -85,3 +85,32 @@ impl FromRequest for MaybeUser {
         Box::pin(async move { Ok(MaybeUser(signed_in_user(&req).await?)) })
     }
 }
+
+/// An active staff member (superusers are staff), by the permission policy. Anonymous people
+/// go to the login page with `next`; signed-in people without the permission get the 403 page.
+pub struct StaffUser(pub User);
+
+impl FromRequest for StaffUser {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            match signed_in_user(&req).await? {
+                Some(user) if crate::users::permissions::can_use_admin(&user) => {
+                    Ok(StaffUser(user))
+                }
+                Some(user) => {
+                    log::warn!(
+                        "event=admin.forbidden user_id={} path={}",
+                        user.id,
+                        req.path()
+                    );
+                    Err(AppError::Forbidden)
+                }
+                None => Err(AppError::LoginRequired { next: here(&req) }),
+            }
+        })
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod bearer;
 pub mod extractors;
+pub mod ratelimit;
 pub mod session;
 pub mod store;
 
@@ -11,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-pub use extractors::{CurrentUser, MaybeUser};
+pub use extractors::{CurrentUser, MaybeUser, StaffUser};
 pub use session::{AppSession, PendingLogin};
 
 /// 256 random bits, base64url: session tokens and CSRF tokens.

@@ -46,3 +46,27 @@ diesel::table! {
 diesel::joinable!(social_accounts -> users (user_id));
 diesel::joinable!(user_sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, social_accounts, user_sessions);
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        actor_id -> Nullable<BigInt>,
+        actor_email -> Text,
+        target_id -> Nullable<BigInt>,
+        target_email -> Text,
+        action -> Text,
+        changes -> Text,
+    }
+}
+
+diesel::table! {
+    staff_passwords (user_id) {
+        user_id -> BigInt,
+        password_hash -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(staff_passwords -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, staff_passwords);

@@ -132,6 +132,17 @@ pub fn can_manage(actor: &User, target: &User) -> bool {
         && (!target.is_superuser || Permission::IsSuperuser.allows(actor))
 }
 
+/// May `user` use the admin pages? Active staff (superusers are staff).
+pub fn can_use_admin(user: &User) -> bool {
+    Permission::IsStaff.allows(user)
+}
+
+/// May `user` sign in with a break-glass password when Kakao is unavailable? Active staff
+/// only: the password is for running the service, not for members.
+pub fn may_use_break_glass(user: &User) -> bool {
+    Permission::IsStaff.allows(user)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +230,23 @@ mod tests {
         assert!(!can_manage(&staff, &root));
         assert!(can_manage(&root, &root));
         assert!(!can_manage(&member, &member));
+    }
+
+    #[test]
+    fn only_active_staff_use_the_admin_and_break_glass() {
+        let member = user(1, false, false);
+        let staff = user(2, true, false);
+        let root = user(3, true, true);
+        let mut gone = user(4, true, true);
+        gone.is_active = false;
+        for (u, allowed) in [
+            (&member, false),
+            (&staff, true),
+            (&root, true),
+            (&gone, false),
+        ] {
+            assert_eq!(can_use_admin(u), allowed, "{u:?}");
+            assert_eq!(may_use_break_glass(u), allowed, "{u:?}");
+        }
     }
 }

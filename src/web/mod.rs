@@ -1,5 +1,6 @@
 //! HTTP: routes, page rendering, and the middleware every response passes through.
 
+pub mod admin;
 pub mod api;
 pub mod kakao;
 pub mod pages;
@@ -21,6 +22,8 @@ use crate::users::model::User;
 pub struct Layout {
     pub standin: bool,
     pub user_name: Option<String>,
+    /// Show the link to the admin pages.
+    pub is_staff: bool,
 }
 
 impl Layout {
@@ -28,6 +31,7 @@ impl Layout {
         Layout {
             standin: state.standin,
             user_name: user.map(|u| u.display_name().to_owned()),
+            is_staff: user.is_some_and(crate::users::permissions::can_use_admin),
         }
     }
 }
@@ -53,7 +57,7 @@ fn error_page(standin: bool, err: &AppError) -> HttpResponse {
     let view = err.view();
     let layout = Layout {
         standin,
-        user_name: None,
+        ..Layout::default()
     };
     match (ErrorPage {
         layout,
@@ -65,6 +69,9 @@ fn error_page(standin: bool, err: &AppError) -> HttpResponse {
             let mut res = HttpResponse::build(view.status);
             if view.status == StatusCode::SERVICE_UNAVAILABLE {
                 res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            if let AppError::TooManyAttempts { retry_after_secs } = err {
+                res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             res.content_type("text/html; charset=utf-8").body(body)
         }
@@ -222,12 +229,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(kakao::finish_kakao_login),
         )
         .route("/kakao/logout/", web::get().to(kakao::confirm_logout))
-        .route("/kakao/logout/", web::post().to(kakao::logout));
+        .route("/kakao/logout/", web::post().to(kakao::logout))
+        .service(web::scope("/admin").configure(admin::routes));
 }
 
 /// Paths that exist with a trailing slash; without one they redirect, as Django does.
 const SLASH_PATHS: &[&str] = &[
     "/profile",
+    "/admin",
+    "/admin/users",
+    "/admin/audit",
+    "/admin/login",
     "/kakao/login",
     "/kakao/login/callback",
     "/kakao/logout",
