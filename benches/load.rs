@@ -403,7 +403,7 @@ fn measure_sign_ins(server: &Server, connections: usize, secs: f64, returning: b
     stop.store(true, Ordering::Relaxed);
     let mut hist = Histogram::<u64>::new(3).expect("histogram");
     for h in handles {
-        let _ = hist.add(&h.join().expect("sign-in thread"));
+        let _ = hist.add(h.join().expect("sign-in thread"));
     }
     let elapsed = started.elapsed().as_secs_f64();
     Measured {
