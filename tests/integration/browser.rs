@@ -44,32 +44,29 @@ async fn wait_until_up(url: &str) {
     panic!("{url} did not come up");
 }
 
-/// The app (real binary, stand-in Kakao, SQLite in a temp folder) and a browser session.
-struct E2e {
+/// The app (real binary, stand-in Kakao, SQLite in a temp folder) and chromedriver.
+struct App {
     base: String,
-    browser: Client,
-    shots: PathBuf,
-    step: std::cell::Cell<u32>,
+    database_url: String,
+    driver_port: u16,
     _app: Process,
     _driver: Process,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
-impl E2e {
-    async fn start(scenario: &str) -> E2e {
+impl App {
+    async fn start() -> App {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
+        let database_url = format!("sqlite://{}/e2e.db", dir.path().display());
         let app = Process(
             Command::new(env!("CARGO_BIN_EXE_kakao-login"))
                 .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
                 .env("BIND", format!("127.0.0.1:{port}"))
                 .env("PUBLIC_URL", &base)
-                .env(
-                    "DATABASE_URL",
-                    format!("sqlite://{}/e2e.db", dir.path().display()),
-                )
+                .env("DATABASE_URL", &database_url)
                 .env("DATA_DIR", dir.path())
                 .env("CONFIG_DIR", "/nonexistent")
                 .env("WORKERS", "2")
@@ -89,8 +86,37 @@ impl E2e {
         );
         wait_until_up(&format!("{base}/healthz")).await;
         wait_until_up(&format!("http://127.0.0.1:{driver_port}/status")).await;
+        App {
+            base,
+            database_url,
+            driver_port,
+            _app: app,
+            _driver: driver,
+            dir,
+        }
+    }
 
-        let profile = dir.path().join("chromium-profile");
+    /// Run `kakao-login` with this app's database (e.g. `createsuperuser`).
+    fn cli(&self, args: &[&str]) {
+        let out = Command::new(env!("CARGO_BIN_EXE_kakao-login"))
+            .args(args)
+            .env_clear()
+            .env("DATABASE_URL", &self.database_url)
+            .env("DATA_DIR", self.dir.path())
+            .env("CONFIG_DIR", "/nonexistent")
+            .output()
+            .expect("run kakao-login");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A fresh browser (its own profile: no shared cookies) whose screenshots go under
+    /// `target/e2e/{scenario}/`.
+    async fn browser(&self, scenario: &str) -> E2e {
+        let profile = self.dir.path().join(format!("chromium-{scenario}"));
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -110,7 +136,7 @@ impl E2e {
         // chromedriver is plain HTTP on loopback: no TLS stack needed.
         let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
+            .connect(&format!("http://127.0.0.1:{}", self.driver_port))
             .await
             .expect("WebDriver session");
         let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -120,16 +146,23 @@ impl E2e {
         let _ = std::fs::remove_dir_all(&shots);
         std::fs::create_dir_all(&shots).expect("screenshot folder");
         E2e {
-            base,
+            base: self.base.clone(),
             browser,
             shots,
             step: std::cell::Cell::new(0),
-            _app: app,
-            _driver: driver,
-            _dir: dir,
         }
     }
+}
 
+/// One browser on the app, with the checks every visited page gets.
+struct E2e {
+    base: String,
+    browser: Client,
+    shots: PathBuf,
+    step: std::cell::Cell<u32>,
+}
+
+impl E2e {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -304,7 +337,8 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
               (apt-get install chromium chromium-driver)"
 )]
 async fn a_new_person_signs_in_edits_the_profile_and_signs_out() {
-    let e2e = E2e::start("new-person").await;
+    let app = App::start().await;
+    let e2e = app.browser("new-person").await;
     e2e.browser.goto(&e2e.url("/")).await.expect("open");
     assert!(e2e.body_text().await.contains("카카오 로그인"));
     e2e.check_page("login").await;
@@ -372,7 +406,8 @@ async fn a_new_person_signs_in_edits_the_profile_and_signs_out() {
               (apt-get install chromium chromium-driver)"
 )]
 async fn cancelling_and_declining_email_show_their_pages_and_asking_again_works() {
-    let e2e = E2e::start("cancel-and-decline").await;
+    let app = App::start().await;
+    let e2e = app.browser("cancel-and-decline").await;
     e2e.browser.goto(&e2e.url("/")).await.expect("open");
     e2e.click("a[data-testid=kakao-login]").await;
     e2e.wait_for_path("/_kakao/oauth/authorize").await;
@@ -412,4 +447,104 @@ async fn cancelling_and_declining_email_show_their_pages_and_asking_again_works(
     assert!(e2e.body_text().await.contains("decline@example.com"));
     e2e.check_page("profile-after-consent").await;
     e2e.finish().await;
+}
+
+#[actix_web::test]
+#[cfg_attr(
+    not(has_browser),
+    ignore = "chromium and chromium-driver are not installed: the browser suite did NOT run \
+              (apt-get install chromium chromium-driver)"
+)]
+async fn staff_deactivate_a_user_and_that_users_open_session_ends() {
+    let app = App::start().await;
+    // The member signs in and keeps their browser open.
+    let member = app.browser("staff-member").await;
+    member.browser.goto(&member.url("/")).await.expect("open");
+    member.click("a[data-testid=kakao-login]").await;
+    member.wait_for_path("/_kakao/oauth/authorize").await;
+    member
+        .consent_as_new("회원", "member@example.com", true)
+        .await;
+    member.click("button[value=agree]").await;
+    member.wait_for_path("/profile/").await;
+    member.check_page("member-profile").await;
+
+    // A superuser made on the command line claims the account with their Kakao login.
+    app.cli(&[
+        "createsuperuser",
+        "--email",
+        "boss@example.com",
+        "--name",
+        "대표",
+        "--noinput",
+    ]);
+    let staff = app.browser("staff").await;
+    staff.browser.goto(&staff.url("/")).await.expect("open");
+    staff.click("a[data-testid=kakao-login]").await;
+    staff.wait_for_path("/_kakao/oauth/authorize").await;
+    staff.consent_as_new("대표", "boss@example.com", true).await;
+    staff.click("button[value=agree]").await;
+    staff.wait_for_path("/profile/").await;
+
+    staff
+        .browser
+        .goto(&staff.url("/admin/"))
+        .await
+        .expect("open");
+    staff.wait_for_path("/admin/").await;
+    staff
+        .browser
+        .find(Locator::Css("svg"))
+        .await
+        .expect("the sign-ups chart is drawn");
+    staff.check_page("dashboard").await;
+
+    staff
+        .browser
+        .goto(&staff.url("/admin/users/"))
+        .await
+        .expect("open");
+    staff.wait_for_path("/admin/users/").await;
+    staff.fill("input[name=q]", "member@").await;
+    staff.click("form.filters button[type=submit]").await;
+    staff.wait_for_path("/admin/users/?").await;
+    assert!(staff.body_text().await.contains("member@example.com"));
+    assert!(
+        !staff.body_text().await.contains("boss@example.com"),
+        "the search filters"
+    );
+    staff.check_page("search").await;
+    staff
+        .browser
+        .find(Locator::LinkText("member@example.com"))
+        .await
+        .expect("result link")
+        .click()
+        .await
+        .expect("open the user");
+    staff.wait_for_path("/admin/users/").await;
+    staff.check_page("user-detail").await;
+    staff
+        .click("form[action$='/deactivate/'] button[type=submit]")
+        .await;
+    staff
+        .browser
+        .wait()
+        .for_element(Locator::Css(
+            "form[action$='/activate/'] button[type=submit]",
+        ))
+        .await
+        .expect("the user is now inactive and can be activated again");
+    staff.check_page("user-deactivated").await;
+
+    // The member's next request finds them signed out.
+    member
+        .browser
+        .goto(&member.url("/profile/"))
+        .await
+        .expect("open");
+    member.wait_for_path("/?next=").await;
+    member.check_page("member-signed-out").await;
+    staff.finish().await;
+    member.finish().await;
 }
