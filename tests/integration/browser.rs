@@ -7,6 +7,7 @@
 //! prints ("the browser suite did NOT run"); `.ci/run` installs Chromium, so in CI they run.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,13 +15,23 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-/// A child process stopped when the test ends, however it ends.
-struct Process(Child);
+/// A child process stopped when the test ends, however it ends. `group` processes lead their
+/// own process group and are stopped with everything they started (chromedriver's Chromium
+/// and its helpers would otherwise outlive a failed test and keep using the CPU).
+struct Process {
+    child: Child,
+    group: bool,
+}
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if self.group {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -60,8 +71,8 @@ impl App {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let database_url = format!("sqlite://{}/e2e.db", dir.path().display());
-        let app = Process(
-            Command::new(env!("CARGO_BIN_EXE_kakao-login"))
+        let app = Process {
+            child: Command::new(env!("CARGO_BIN_EXE_kakao-login"))
                 .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
                 .env("BIND", format!("127.0.0.1:{port}"))
@@ -74,16 +85,19 @@ impl App {
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("start kakao-login"),
-        );
+            group: false,
+        };
         let driver_port = free_port();
-        let driver = Process(
-            Command::new("chromedriver")
+        let driver = Process {
+            child: Command::new("chromedriver")
                 .arg(format!("--port={driver_port}"))
+                .process_group(0)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start chromedriver (apt-get install chromium chromium-driver)"),
-        );
+            group: true,
+        };
         wait_until_up(&format!("{base}/healthz")).await;
         wait_until_up(&format!("http://127.0.0.1:{driver_port}/status")).await;
         App {
@@ -126,6 +140,7 @@ impl App {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
+                    "--disable-crash-reporter", "--disable-breakpad",
                     "--disable-features=Translate,OptimizationHints,MediaRouter",
                     "--window-size=1100,900", "--lang=ko-KR",
                     format!("--user-data-dir={}", profile.display()),
