@@ -192,7 +192,7 @@ where
     .map_err(|e| E::from(DbError::Unavailable(format!("blocking pool: {e}"))))?
 }
 
-/// Run `f` in a transaction, running it again (a few times, briefly backing off) when it fails
+/// Run `f` in a write transaction, running it again (a few times, briefly backing off) when it fails
 /// with an error `retry` accepts: a concurrent writer (SQLite busy, serialization failure) or a
 /// unique-constraint race whose loser should re-read.
 pub fn transaction_with_retry<T, E>(
@@ -207,7 +207,16 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match conn.transaction(&mut f) {
+        let result = conn.transaction(|conn| {
+            if let DbConnection::Sqlite(c) = conn {
+                // Take SQLite's write lock before reading, as BEGIN IMMEDIATE would: writers then
+                // queue on busy_timeout instead of failing when their read snapshot goes stale
+                // under a concurrent writer ("database is locked" at the first write).
+                c.batch_execute("UPDATE users SET id = id WHERE 0")?;
+            }
+            f(conn)
+        });
+        match result {
             Err(e) if attempt < ATTEMPTS && retry(&e) => {
                 std::thread::sleep(Duration::from_millis(5 * attempt));
             }

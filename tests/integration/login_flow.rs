@@ -277,3 +277,27 @@ fn social_count(app: &TestApp) -> i64 {
         .get_result(&mut *conn)
         .expect("count")
 }
+
+#[actix_web::test]
+async fn twenty_different_people_signing_up_at_once_all_get_in() {
+    let app = TestApp::spawn_with(&[("database_pool_size", "12")]).await;
+    let mut pending = Vec::new();
+    for i in 0..20 {
+        let kakao_id = app.kakao_user(&format!("사람{i}"), &format!("person{i}@example.com"));
+        let browser = app.browser();
+        let back = app.consented_callback(&browser, kakao_id).await;
+        pending.push((browser, back));
+    }
+    let results =
+        futures_util::future::join_all(pending.iter().map(|(browser, back)| browser.get(back)))
+            .await;
+    for r in &results {
+        assert_eq!(
+            r.status,
+            303,
+            "every sign-up succeeds: {}",
+            r.error_code().unwrap_or_default()
+        );
+    }
+    assert_eq!(app.users().len(), 20);
+}
