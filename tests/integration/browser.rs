@@ -316,6 +316,16 @@ impl E2e {
             .await;
     }
 
+    /// Sign up through the login page and the stand-in's consent page, sharing the email.
+    async fn sign_up(&self, nickname: &str, email: &str) {
+        self.browser.goto(&self.url("/")).await.expect("open");
+        self.click("a[data-testid=kakao-login]").await;
+        self.wait_for_path("/_kakao/oauth/authorize").await;
+        self.consent_as_new(nickname, email, true).await;
+        self.click("button[value=agree]").await;
+        self.wait_for_path("/profile/").await;
+    }
+
     async fn finish(self) {
         let _ = self.browser.close().await;
     }
@@ -474,14 +484,7 @@ async fn staff_deactivate_a_user_and_that_users_open_session_ends() {
     let app = App::start().await;
     // The member signs in and keeps their browser open.
     let member = app.browser("staff-member").await;
-    member.browser.goto(&member.url("/")).await.expect("open");
-    member.click("a[data-testid=kakao-login]").await;
-    member.wait_for_path("/_kakao/oauth/authorize").await;
-    member
-        .consent_as_new("회원", "member@example.com", true)
-        .await;
-    member.click("button[value=agree]").await;
-    member.wait_for_path("/profile/").await;
+    member.sign_up("회원", "member@example.com").await;
     member.check_page("member-profile").await;
 
     // A superuser made on the command line claims the account with their Kakao login.
@@ -494,12 +497,7 @@ async fn staff_deactivate_a_user_and_that_users_open_session_ends() {
         "--noinput",
     ]);
     let staff = app.browser("staff").await;
-    staff.browser.goto(&staff.url("/")).await.expect("open");
-    staff.click("a[data-testid=kakao-login]").await;
-    staff.wait_for_path("/_kakao/oauth/authorize").await;
-    staff.consent_as_new("대표", "boss@example.com", true).await;
-    staff.click("button[value=agree]").await;
-    staff.wait_for_path("/profile/").await;
+    staff.sign_up("대표", "boss@example.com").await;
 
     staff
         .browser
