@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use diesel::prelude::*;
 use kakao_login::db::DbConnection;
 use kakao_login::db::schema::{audit_log, users};
-use kakao_login::standin::{Consent, Endpoint, Fault};
+use kakao_login::standin::{Endpoint, Fault};
 use kakao_login::users::audit::AuditEntry;
 use kakao_login::users::manager::{CreateUser, UserManager};
 use kakao_login::users::model::User;
@@ -562,16 +562,7 @@ async fn sign_out_everywhere_ends_every_session_of_the_user() {
     let (staff, _) = signed_in_with(&app, "직원", "staff@example.com", true, false).await;
     let (phone, kakao_id) = app.signed_in("회원", "member@example.com").await;
     let laptop = app.browser();
-    let done = app
-        .login_as(
-            &laptop,
-            Consent::Agree {
-                kakao_id,
-                share_email: true,
-            },
-            None,
-        )
-        .await;
+    let done = app.login_agreeing(&laptop, kakao_id, None).await;
     assert_eq!(done.status, 303);
     let member = app
         .users()

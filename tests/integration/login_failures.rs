@@ -95,16 +95,7 @@ async fn unverified_or_invalid_emails_are_refused() {
             email_valid: valid,
         });
         let browser = app.browser();
-        let done = app
-            .login_as(
-                &browser,
-                Consent::Agree {
-                    kakao_id,
-                    share_email: true,
-                },
-                None,
-            )
-            .await;
+        let done = app.login_agreeing(&browser, kakao_id, None).await;
         assert_eq!(done.status, 403, "{code}");
         assert_eq!(done.error_code().as_deref(), Some(code));
         assert_not_signed_in(&app, &browser).await;
@@ -118,16 +109,7 @@ async fn an_inactive_account_cannot_sign_in() {
     let (_, kakao_id) = app.signed_in("정지", "inactive@example.com").await;
     set_active(&app, false);
     let browser = app.browser();
-    let done = app
-        .login_as(
-            &browser,
-            Consent::Agree {
-                kakao_id,
-                share_email: true,
-            },
-            None,
-        )
-        .await;
+    let done = app.login_agreeing(&browser, kakao_id, None).await;
     assert_eq!(done.status, 403);
     assert_eq!(done.error_code().as_deref(), Some("account_inactive"));
     assert_not_signed_in(&app, &browser).await;

@@ -30,16 +30,7 @@ async fn a_new_person_signs_in_and_lands_on_their_profile() {
     let kakao_id = app.kakao_user("홍길동", "Gildong@Example.com");
     assert!(kakao_id > (1_i64 << 53), "stand-in ids exercise 64 bits");
     let browser = app.browser();
-    let done = app
-        .login_as(
-            &browser,
-            Consent::Agree {
-                kakao_id,
-                share_email: true,
-            },
-            None,
-        )
-        .await;
+    let done = app.login_agreeing(&browser, kakao_id, None).await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(done.location(), "/profile/");
     assert_eq!(done.header("referrer-policy"), Some("no-referrer"));
@@ -68,16 +59,7 @@ async fn a_returning_person_gets_the_same_account() {
     let (_, kakao_id) = app.signed_in("길동", "gildong@example.com").await;
     let first = app.users();
     let again = app.browser();
-    let done = app
-        .login_as(
-            &again,
-            Consent::Agree {
-                kakao_id,
-                share_email: true,
-            },
-            None,
-        )
-        .await;
+    let done = app.login_agreeing(&again, kakao_id, None).await;
     assert_eq!(done.status, 303);
     let users = app.users();
     assert_eq!(users.len(), 1, "no second account");
@@ -92,14 +74,7 @@ async fn next_is_honoured_when_it_is_a_path_on_this_site() {
     let kakao_id = app.kakao_user("a", "a@example.com");
     let browser = app.browser();
     let done = app
-        .login_as(
-            &browser,
-            Consent::Agree {
-                kakao_id,
-                share_email: true,
-            },
-            Some("/profile/?tab=1"),
-        )
+        .login_agreeing(&browser, kakao_id, Some("/profile/?tab=1"))
         .await;
     assert_eq!(done.location(), "/profile/?tab=1");
 }
@@ -120,16 +95,7 @@ async fn open_redirect_attempts_through_next_land_on_the_profile() {
         "/\r\nLocation: https://evil.example",
     ] {
         let browser = app.browser();
-        let done = app
-            .login_as(
-                &browser,
-                Consent::Agree {
-                    kakao_id,
-                    share_email: true,
-                },
-                Some(bad),
-            )
-            .await;
+        let done = app.login_agreeing(&browser, kakao_id, Some(bad)).await;
         assert_eq!(done.status, 303, "{bad:?}");
         assert_eq!(done.location(), "/profile/", "{bad:?} must not be followed");
     }
@@ -168,16 +134,7 @@ async fn a_preprovisioned_superuser_is_claimed_by_the_same_verified_kakao_email(
 
     let kakao_id = app.kakao_user("카카오닉", "boss@example.com");
     let browser = app.browser();
-    let done = app
-        .login_as(
-            &browser,
-            Consent::Agree {
-                kakao_id,
-                share_email: true,
-            },
-            None,
-        )
-        .await;
+    let done = app.login_agreeing(&browser, kakao_id, None).await;
     assert_eq!(done.status, 303, "{}", done.body);
     let after = app.users();
     assert_eq!(after.len(), 1, "claimed, not duplicated");
@@ -209,16 +166,7 @@ async fn an_email_linked_to_another_kakao_account_is_refused_with_409() {
     let intruder = app.kakao_user("intruder", "SHARED@example.com");
     assert_ne!(other, intruder);
     let browser = app.browser();
-    let done = app
-        .login_as(
-            &browser,
-            Consent::Agree {
-                kakao_id: intruder,
-                share_email: true,
-            },
-            None,
-        )
-        .await;
+    let done = app.login_agreeing(&browser, intruder, None).await;
     assert_eq!(done.status, 409, "{}", done.body);
     assert_eq!(done.error_code().as_deref(), Some("email_in_use"));
     assert_eq!(app.users().len(), 1);

@@ -185,6 +185,21 @@ impl TestApp {
         browser.get(&back).await
     }
 
+    /// Log in as `kakao_id`, agreeing at Kakao and sharing the email; returns the callback's
+    /// answer.
+    pub async fn login_agreeing(
+        &self,
+        browser: &Browser,
+        kakao_id: i64,
+        next: Option<&str>,
+    ) -> Resp {
+        let consent = Consent::Agree {
+            kakao_id,
+            share_email: true,
+        };
+        self.login_as(browser, consent, next).await
+    }
+
     /// `GET /kakao/login/`; returns Kakao's authorize URL it redirected to.
     pub async fn start_login(&self, browser: &Browser, next: Option<&str>) -> String {
         let path = match next {
@@ -236,16 +251,7 @@ impl TestApp {
     pub async fn signed_in(&self, nickname: &str, email: &str) -> (Browser, i64) {
         let kakao_id = self.kakao_user(nickname, email);
         let browser = self.browser();
-        let done = self
-            .login_as(
-                &browser,
-                Consent::Agree {
-                    kakao_id,
-                    share_email: true,
-                },
-                None,
-            )
-            .await;
+        let done = self.login_agreeing(&browser, kakao_id, None).await;
         assert_eq!(done.status, 303, "sign-in succeeds: {}", done.body);
         (browser, kakao_id)
     }
