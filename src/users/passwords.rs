@@ -113,12 +113,13 @@ pub fn check_staff_password(
 ) -> QueryResult<Option<User>> {
     let email = UserManager::normalize_email(email);
     let found: Option<(User, String)> = match repo::find_user_by_email(conn, &email)? {
-        Some(user) => staff_passwords::table
-            .find(user.id)
-            .select(staff_passwords::password_hash)
-            .first::<String>(conn)
-            .optional()?
-            .map(|hash| (user, hash)),
+        Some(user) => repo::at_most_one::<_, String>(
+            staff_passwords::table
+                .find(user.id)
+                .select(staff_passwords::password_hash),
+            conn,
+        )?
+        .map(|hash| (user, hash)),
         None => None,
     };
     Ok(match found {

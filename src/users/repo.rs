@@ -8,16 +8,26 @@ use super::model::{NewSocialAccount, NewUser, SocialAccount, User, UserChanges};
 use crate::db::DbConnection;
 use crate::db::schema::{consumed_login_states, social_accounts, user_sessions, users};
 
+/// The row a query on a unique key finds, if any.
+///
+/// Deliberately loaded without `LIMIT`: diesel binds a limit as a parameter, and SQLite lets a
+/// bound LIMIT steer its query planner, so a statement carrying one is compiled again on every
+/// run, which made every request parse its session lookup afresh (found by profiling the load
+/// benchmark). A unique key matches at most one row, so the limit bought nothing.
+pub fn at_most_one<'q, Q, T>(query: Q, conn: &mut DbConnection) -> QueryResult<Option<T>>
+where
+    Q: diesel::query_dsl::LoadQuery<'q, DbConnection, T>,
+{
+    Ok(query.load::<T>(conn)?.into_iter().next())
+}
+
 pub fn find_user(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>> {
-    users::table.find(id).first(conn).optional()
+    at_most_one(users::table.find(id), conn)
 }
 
 /// Look a user up by an already-normalized (lowercased) email.
 pub fn find_user_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<User>> {
-    users::table
-        .filter(users::email.eq(email))
-        .first(conn)
-        .optional()
+    at_most_one(users::table.filter(users::email.eq(email)), conn)
 }
 
 pub fn insert_user(conn: &mut DbConnection, new: &NewUser) -> QueryResult<User> {
@@ -28,7 +38,7 @@ pub fn insert_user(conn: &mut DbConnection, new: &NewUser) -> QueryResult<User> 
 
 pub fn update_user(conn: &mut DbConnection, id: i64, changes: &UserChanges) -> QueryResult<User> {
     if *changes == UserChanges::default() {
-        return users::table.find(id).first(conn);
+        return at_most_one(users::table.find(id), conn)?.ok_or(diesel::result::Error::NotFound);
     }
     diesel::update(users::table.find(id))
         .set(changes)
@@ -49,11 +59,12 @@ pub fn find_social(
     provider: &str,
     uid: i64,
 ) -> QueryResult<Option<SocialAccount>> {
-    social_accounts::table
-        .filter(social_accounts::provider.eq(provider))
-        .filter(social_accounts::uid.eq(uid))
-        .first(conn)
-        .optional()
+    at_most_one(
+        social_accounts::table
+            .filter(social_accounts::provider.eq(provider))
+            .filter(social_accounts::uid.eq(uid)),
+        conn,
+    )
 }
 
 pub fn find_social_for_user(
@@ -61,11 +72,12 @@ pub fn find_social_for_user(
     user_id: i64,
     provider: &str,
 ) -> QueryResult<Option<SocialAccount>> {
-    social_accounts::table
-        .filter(social_accounts::user_id.eq(user_id))
-        .filter(social_accounts::provider.eq(provider))
-        .first(conn)
-        .optional()
+    at_most_one(
+        social_accounts::table
+            .filter(social_accounts::user_id.eq(user_id))
+            .filter(social_accounts::provider.eq(provider)),
+        conn,
+    )
 }
 
 pub fn insert_social(
@@ -116,13 +128,14 @@ pub fn session_user(
     id_hash: &str,
     now: NaiveDateTime,
 ) -> QueryResult<Option<User>> {
-    user_sessions::table
-        .inner_join(users::table)
-        .filter(user_sessions::id.eq(id_hash))
-        .filter(user_sessions::expires_at.gt(now))
-        .select(users::all_columns)
-        .first(conn)
-        .optional()
+    at_most_one(
+        user_sessions::table
+            .inner_join(users::table)
+            .filter(user_sessions::id.eq(id_hash))
+            .filter(user_sessions::expires_at.gt(now))
+            .select(users::all_columns),
+        conn,
+    )
 }
 
 pub fn delete_session(conn: &mut DbConnection, id_hash: &str) -> QueryResult<usize> {
