@@ -1,9 +1,14 @@
 //! The user list shared by the API and the admin: search, filters, ordering, and keyset
 //! (cursor) pagination that stays correct while users are added, on both backends.
 //!
-//! One SQL text serves SQLite and PostgreSQL: `$n` placeholders, `lower()` for
-//! case-insensitive search (PostgreSQL's `LIKE` is case-sensitive), `ESCAPE` so that `%` and
-//! `_` in the search are literal, and `COALESCE` so never-signed-in users sort first.
+//! One SQL text serves SQLite and PostgreSQL (`$n` placeholders, `COALESCE` so never-signed-in
+//! users sort first) except for search, which each backend answers from its own index:
+//! - PostgreSQL: `LIKE` on the lowercased email and name, with `ESCAPE` so that `%` and `_` are
+//!   literal, served by trigram (pg_trgm) indexes.
+//! - SQLite: an FTS5 trigram index (`users_search`) queried with the search as one phrase,
+//!   which matches it as a case-insensitive substring. Trigrams need three characters, so a
+//!   shorter search reads the table with the same `LIKE` as PostgreSQL (SQLite's `lower()`
+//!   and `LIKE` fold ASCII letters only).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -185,6 +190,22 @@ pub struct UserPage {
     pub previous: Option<Cursor>,
 }
 
+/// The database a list query is written for: only search differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The shortest search the SQLite trigram index can answer.
+const TRIGRAM: usize = 3;
+
+/// An FTS5 query matching `search` as one phrase: inside double quotes every character is
+/// literal except `"`, which is doubled.
+pub fn fts_phrase(search: &str) -> String {
+    format!("\"{}\"", search.replace('"', "\"\""))
+}
+
 /// `%` and `_` match themselves; `\` is the escape character.
 pub fn like_pattern(search: &str) -> String {
     let mut out = String::with_capacity(search.len() + 2);
@@ -249,19 +270,32 @@ enum Bind {
 }
 
 /// The WHERE clause of a filter (without the cursor), with its binds.
-fn filter_sql(filter: &UserFilter, binds: &mut Vec<Bind>) -> String {
+fn filter_sql(filter: &UserFilter, dialect: Dialect, binds: &mut Vec<Bind>) -> String {
     let mut sql = String::from(" WHERE 1 = 1");
     let param = |binds: &mut Vec<Bind>, b: Bind| {
         binds.push(b);
         format!("${}", binds.len())
     };
-    if let Some(search) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
-        let pattern = like_pattern(search.trim());
-        let p1 = param(binds, Bind::Text(pattern.clone()));
-        let p2 = param(binds, Bind::Text(pattern));
-        sql.push_str(&format!(
-            " AND (lower(email) LIKE {p1} ESCAPE '\\' OR lower(COALESCE(name, '')) LIKE {p2} ESCAPE '\\')"
-        ));
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if dialect == Dialect::Sqlite && search.chars().count() >= TRIGRAM {
+            let p = param(binds, Bind::Text(fts_phrase(search)));
+            sql.push_str(&format!(
+                " AND id IN (SELECT rowid FROM users_search WHERE users_search MATCH {p})"
+            ));
+        } else {
+            // Emails are stored lowercased; names are folded here.
+            let pattern = like_pattern(search);
+            let p1 = param(binds, Bind::Text(pattern.clone()));
+            let p2 = param(binds, Bind::Text(pattern));
+            sql.push_str(&format!(
+                " AND (email LIKE {p1} ESCAPE '\\' OR lower(COALESCE(name, '')) LIKE {p2} ESCAPE '\\')"
+            ));
+        }
     }
     if let Some(provider) = &filter.provider {
         let p = param(binds, Bind::Text(provider.clone()));
@@ -293,9 +327,13 @@ pub fn list_users(
 ) -> QueryResult<UserPage> {
     let limit = limit.clamp(1, MAX_LIMIT);
     let mut binds = Vec::new();
+    let dialect = match conn {
+        DbConnection::Sqlite(_) => Dialect::Sqlite,
+        DbConnection::Postgresql(_) => Dialect::Postgres,
+    };
     let mut sql = format!(
         "SELECT {COLUMNS} FROM users{}",
-        filter_sql(filter, &mut binds)
+        filter_sql(filter, dialect, &mut binds)
     );
     let backwards = cursor.is_some_and(|c| c.direction == Direction::Before);
     // Walking backwards reads in the opposite order, then flips the page.
@@ -415,6 +453,13 @@ mod tests {
         assert_eq!(like_pattern("50%"), "%50\\%%");
         assert_eq!(like_pattern("a_b"), "%a\\_b%");
         assert_eq!(like_pattern("c:\\x"), "%c:\\\\x%");
+    }
+
+    #[test]
+    fn fts_phrases_quote_the_whole_search() {
+        assert_eq!(fts_phrase("kim 12"), "\"kim 12\"");
+        assert_eq!(fts_phrase("a\"b"), "\"a\"\"b\"");
+        assert_eq!(fts_phrase("x OR y*"), "\"x OR y*\"");
     }
 
     #[test]

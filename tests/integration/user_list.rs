@@ -226,6 +226,110 @@ fn search_is_case_insensitive_and_takes_wildcards_literally() {
     assert!(search(&mut conn, "' OR 1=1 --").is_empty());
 }
 
+/// Search agrees with a plain "contains, ignoring case" over email and name for searches of
+/// every length (SQLite answers three or more characters from its trigram index, shorter ones
+/// by reading the table), including characters that mean something to FTS5 or to LIKE, and it
+/// follows renames, email changes and deletions.
+#[test]
+fn search_matches_substrings_and_follows_changes() {
+    let db = TestDb::new();
+    let pool = db.pool();
+    let mut conn = pool.get().expect("conn");
+    seed(&mut conn, 12);
+    for (email, name) in [
+        ("quote@example.com", "He said \"hi\" OR NOT*"),
+        ("hong@example.com", "홍길동"),
+        ("near@example.com", "NEAR(a b) ^c"),
+    ] {
+        UserManager::create_user(
+            &mut conn,
+            &CreateUser {
+                email: email.into(),
+                name: Some(name.into()),
+                provider: "kakao".into(),
+                ..CreateUser::default()
+            },
+        )
+        .expect("create");
+    }
+    let check = |conn: &mut DbConnection| {
+        let all = users::table
+            .order(users::id)
+            .load::<User>(conn)
+            .expect("load");
+        for needle in [
+            "k",
+            "Ki",
+            "kim",
+            "KIMC",
+            "mchi",
+            "50%",
+            "0%",
+            "%",
+            "_",
+            "e_a",
+            "user0",
+            "USER07@",
+            "@example.com",
+            "example.org",
+            "홍",
+            "길동",
+            "홍길동",
+            "\"hi\"",
+            "\"",
+            "OR NOT*",
+            "NEAR(a",
+            "^c",
+            "renamed",
+            "moved@",
+            "nobody",
+        ] {
+            let expected: Vec<i64> = all
+                .iter()
+                .filter(|u| {
+                    let n = needle.to_lowercase();
+                    u.email.contains(&n)
+                        || u.name
+                            .as_deref()
+                            .is_some_and(|name| name.to_lowercase().contains(&n))
+                })
+                .map(|u| u.id)
+                .collect();
+            let f = UserFilter {
+                search: Some(needle.into()),
+                ..UserFilter::default()
+            };
+            assert_eq!(
+                walk_forward(conn, &f, Ordering::default(), 5),
+                expected,
+                "{needle:?}"
+            );
+        }
+    };
+    check(&mut conn);
+    let first: User = users::table
+        .order(users::id)
+        .first(&mut conn)
+        .expect("first");
+    diesel::update(users::table.find(first.id))
+        .set((
+            users::name.eq("Renamed Kim"),
+            users::email.eq("moved@example.org"),
+        ))
+        .execute(&mut conn)
+        .expect("rename");
+    let second: i64 = users::table
+        .select(users::id)
+        .filter(users::id.gt(first.id))
+        .order(users::id)
+        .first(&mut conn)
+        .expect("second");
+    diesel::delete(users::table.find(second))
+        .execute(&mut conn)
+        .expect("delete");
+    check(&mut conn);
+}
+
 #[test]
 fn filters_combine() {
     let db = TestDb::new();
