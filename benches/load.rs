@@ -1,21 +1,27 @@
-//! Load benchmark: `cargo bench --bench load`.
+//! Load benchmark: `cargo bench --bench load` (needs `wrk`: `apt-get install wrk`).
 //!
 //! Starts the release `kakao-login` binary as a child process on loopback with its built-in
 //! Kakao stand-in, seeds users through a bulk SQL path, signs a staff user in through the real
-//! flow, and measures throughput and latency (p50, p99) with keep-alive connections at several
+//! flow, and measures throughput and latency (p50, p99) over keep-alive connections at several
 //! concurrency levels. Every figure is also given as a fraction of `GET /healthz` (no I/O) on
 //! the same server in the same run, so results compare across noisy machines.
+//!
+//! The load comes from wrk, one thread: a C event loop that spends a few microseconds per
+//! request, against tens of microseconds in the app. Each row reports the cores used by the
+//! app, by the generator and by PostgreSQL, and the app's CPU time per request; a generator
+//! well under one core while the app is busy shows the generator is not the bottleneck.
+//! Complete sign-ins follow redirects, cookies and a consent form, so they are driven by awc.
 //!
 //! Settings (environment): `BENCH_SIZES` (users, default `10000,100000,1000000`),
 //! `BENCH_BACKENDS` (`sqlite,postgres`), `BENCH_CONNECTIONS` (`16,64`), `BENCH_SECS` (seconds
 //! per measurement, default 4), `BENCH_DATABASE_URL` (PostgreSQL admin URL, default
-//! `postgres://postgres@127.0.0.1:5432/test`). Results: a table on stdout and
+//! `postgres://postgres@127.0.0.1:5432/test`), `BENCH_ONLY` (comma-separated parts of request
+//! names to measure, such as `profile,api`; default all). Results: a table on stdout and
 //! `target/bench/load.json`.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -52,16 +58,18 @@ impl Server {
 
     /// CPU seconds the server has used (user + system).
     fn cpu_secs(&self) -> f64 {
-        proc_cpu_secs(&format!("/proc/{}/stat", self.child.id()))
+        proc_cpu_fields(&format!("/proc/{}/stat", self.child.id()), &[11, 12])
     }
 }
 
-fn proc_cpu_secs(stat_path: &str) -> f64 {
+/// The sum of some numeric fields of a `/proc/<pid>/stat` file, in seconds (clock ticks / 100).
+/// Indexes count from the field after the command name: 11 utime, 12 stime, 13 cutime, 14 cstime.
+fn proc_cpu_fields(stat_path: &str, indexes: &[usize]) -> f64 {
     let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
-    // Fields after the command name (which may contain spaces) start after ") ".
+    // The command name may contain spaces; the fields start after the last ") ".
     let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
+    let ticks: f64 = indexes
         .iter()
         .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<f64>().ok()))
         .sum();
@@ -210,12 +218,11 @@ fn hidden_inputs(html: &str) -> Vec<(String, String)> {
 
 /// Sign in through the whole flow (app -> stand-in consent -> callback); returns the cookie
 /// header. `email` picks the stand-in account (new or returning).
-async fn sign_in(base: &str, email: &str) -> (String, usize) {
+async fn sign_in(base: &str, email: &str) -> String {
     let client = awc::Client::builder().disable_redirects().finish();
     let mut s = Setup {
         cookies: Default::default(),
     };
-    let mut requests = 0;
     let (_, authorize, _) = s
         .request(&client, "GET", &format!("{base}/kakao/login/"), None)
         .await;
@@ -241,106 +248,157 @@ async fn sign_in(base: &str, email: &str) -> (String, usize) {
         )
         .await;
     let (status, _, body) = s.request(&client, "GET", &callback, None).await;
-    requests += 4;
     assert_eq!(status, 303, "sign-in failed: {body}");
     let cookie: Vec<String> = s.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    (cookie.join("; "), requests)
+    cookie.join("; ")
 }
 
-/// One measurement: `connections` keep-alive clients hammering one request for `secs`.
+/// One measurement of one request at one concurrency.
 struct Measured {
     requests: u64,
     errors: u64,
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
-    generator_cpu: f64,
+    /// CPU cores used on average while measuring: the app, the load generator, PostgreSQL.
     server_cpu: f64,
+    generator_cpu: f64,
+    db_cpu: f64,
 }
 
+impl Measured {
+    /// The app's own CPU time per request, in microseconds: a cost that does not depend on
+    /// how busy the machine was.
+    fn server_us_per_request(&self) -> f64 {
+        if self.requests == 0 {
+            return f64::NAN;
+        }
+        self.server_cpu * 1e6 / self.rps
+    }
+}
+
+/// CPU counters read before a measurement; `finish` turns them into cores used.
+struct CpuClock {
+    started: Instant,
+    server: f64,
+    generator: f64,
+    db: f64,
+}
+
+impl CpuClock {
+    fn start(server: &Server) -> CpuClock {
+        CpuClock {
+            started: Instant::now(),
+            server: server.cpu_secs(),
+            generator: own_and_reaped_children_cpu_secs(),
+            db: postgres_cpu_secs(),
+        }
+    }
+
+    /// (elapsed seconds, server, generator, db cores).
+    fn finish(&self, server: &Server) -> (f64, f64, f64, f64) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        (
+            elapsed,
+            (server.cpu_secs() - self.server) / elapsed,
+            (own_and_reaped_children_cpu_secs() - self.generator) / elapsed,
+            (postgres_cpu_secs() - self.db) / elapsed,
+        )
+    }
+}
+
+/// This process's CPU seconds plus those of its children already waited for (wrk runs).
+fn own_and_reaped_children_cpu_secs() -> f64 {
+    proc_cpu_fields("/proc/self/stat", &[11, 12, 13, 14])
+}
+
+/// CPU seconds of every PostgreSQL process on the machine (0 when there is none).
+fn postgres_cpu_secs() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|c| c.starts_with("postgres") || c.starts_with("postmaster"))
+        })
+        .map(|e| proc_cpu_fields(&e.path().join("stat").to_string_lossy(), &[11, 12]))
+        .sum()
+}
+
+/// What wrk prints at the end (see `WRK_SCRIPT`).
+#[derive(serde::Deserialize)]
+struct WrkSummary {
+    requests: u64,
+    duration_us: u64,
+    errors: u64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+/// wrk's Lua hook: the summary as one JSON line on stdout.
+const WRK_SCRIPT: &str = r#"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\n{"requests":%d,"duration_us":%d,"errors":%d,"p50_us":%f,"p99_us":%f}\n',
+    summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"#;
+
+/// `connections` keep-alive connections sending one GET for `secs`, generated by wrk (one
+/// thread, so the generator uses at most one of the cores and reports how much of it).
+/// Any status of 400 or above, and any connection error, counts as an error.
 fn measure(
     server: &Server,
     url: &str,
     headers: &[(String, String)],
     connections: usize,
     secs: f64,
+    script: &std::path::Path,
 ) -> Measured {
-    let stop = Arc::new(AtomicBool::new(false));
-    let server_cpu_before = server.cpu_secs();
-    let own_before = proc_cpu_secs("/proc/self/stat");
-    let started = Instant::now();
-    let threads = 2;
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let stop = stop.clone();
-            let url = url.to_owned();
-            let headers = headers.to_vec();
-            let per_thread = connections / threads + usize::from(t < connections % threads);
-            std::thread::spawn(move || {
-                actix_web::rt::System::new().block_on(async move {
-                    let tasks: Vec<_> = (0..per_thread)
-                        .map(|_| {
-                            let stop = stop.clone();
-                            let url = url.clone();
-                            let headers = headers.clone();
-                            actix_web::rt::spawn(async move {
-                                let client = Rc::new(
-                                    awc::Client::builder()
-                                        .disable_redirects()
-                                        .timeout(Duration::from_secs(10))
-                                        .finish(),
-                                );
-                                let mut hist = Histogram::<u64>::new(3).expect("histogram");
-                                let mut errors = 0u64;
-                                while !stop.load(Ordering::Relaxed) {
-                                    let t0 = Instant::now();
-                                    let mut req = client.get(&url);
-                                    for (k, v) in &headers {
-                                        req = req.insert_header((k.as_str(), v.as_str()));
-                                    }
-                                    match req.send().await {
-                                        Ok(mut res) if res.status().as_u16() < 400 => {
-                                            let _ = res.body().limit(1 << 20).await;
-                                            let _ = hist.record(t0.elapsed().as_micros() as u64);
-                                        }
-                                        _ => errors += 1,
-                                    }
-                                }
-                                (hist, errors)
-                            })
-                        })
-                        .collect();
-                    let mut hist = Histogram::<u64>::new(3).expect("histogram");
-                    let mut errors = 0;
-                    for t in tasks {
-                        if let Ok((h, e)) = t.await {
-                            let _ = hist.add(&h);
-                            errors += e;
-                        }
-                    }
-                    (hist, errors)
-                })
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    stop.store(true, Ordering::Relaxed);
-    let mut hist = Histogram::<u64>::new(3).expect("histogram");
-    let mut errors = 0;
-    for h in handles {
-        let (h, e) = h.join().expect("load thread");
-        let _ = hist.add(&h);
-        errors += e;
+    let mut cmd = Command::new("wrk");
+    cmd.arg("--threads=1")
+        .arg(format!("--connections={connections}"))
+        .arg(format!("--duration={}s", secs.ceil().max(1.0)))
+        .arg("--timeout=10s")
+        .arg(format!("--script={}", script.display()));
+    for (k, v) in headers {
+        cmd.arg(format!("--header={k}: {v}"));
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    cmd.arg(url);
+    let clock = CpuClock::start(server);
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run wrk (apt-get install wrk)");
+    let (_, server_cpu, generator_cpu, db_cpu) = clock.finish(server);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: WrkSummary = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("wrk printed no summary: {stdout}"));
+    let rps = summary.requests as f64 / (summary.duration_us as f64 / 1e6);
     Measured {
-        requests: hist.len(),
-        errors,
-        rps: hist.len() as f64 / elapsed,
-        p50_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
-        p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
-        generator_cpu: (proc_cpu_secs("/proc/self/stat") - own_before) / elapsed,
-        server_cpu: (server.cpu_secs() - server_cpu_before) / elapsed,
+        requests: summary.requests,
+        errors: summary.errors,
+        rps,
+        p50_ms: summary.p50_us / 1000.0,
+        p99_ms: summary.p99_us / 1000.0,
+        server_cpu,
+        generator_cpu,
+        db_cpu,
     }
 }
 
@@ -349,21 +407,21 @@ type Case = (String, String, Vec<(String, String)>);
 
 /// Complete sign-ins through the stand-in: `connections` people signing in over and over for
 /// `secs`, each a fresh Kakao account (`returning` false) or the same account again (true).
-/// Every request of the flow counts (4 per sign-in).
+/// Every request of the flow counts (4 per sign-in). The flow needs cookies and a form read
+/// from the consent page, which wrk cannot follow, so this loop drives it with awc on two
+/// threads.
 fn measure_sign_ins(server: &Server, connections: usize, secs: f64, returning: bool) -> Measured {
+    const THREADS: usize = 2;
     let stop = Arc::new(AtomicBool::new(false));
-    let server_cpu_before = server.cpu_secs();
-    let own_before = proc_cpu_secs("/proc/self/stat");
-    let started = Instant::now();
-    let threads = 2;
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
+    let clock = CpuClock::start(server);
+    let handles: Vec<_> = (0..THREADS)
+        .map(|thread| {
             let stop = stop.clone();
             let base = server.base.clone();
-            let per_thread = connections / threads + usize::from(t < connections % threads);
+            let tasks = connections / THREADS + usize::from(thread < connections % THREADS);
             std::thread::spawn(move || {
                 actix_web::rt::System::new().block_on(async move {
-                    let tasks: Vec<_> = (0..per_thread)
+                    let tasks: Vec<_> = (0..tasks)
                         .map(|task| {
                             let stop = stop.clone();
                             let base = base.clone();
@@ -372,13 +430,11 @@ fn measure_sign_ins(server: &Server, connections: usize, secs: f64, returning: b
                                 let mut n = 0u64;
                                 while !stop.load(Ordering::Relaxed) {
                                     n += 1;
+                                    let pid = std::process::id();
                                     let email = if returning {
-                                        format!("returning-{t}-{task}@example.com")
+                                        format!("returning-{thread}-{task}@example.com")
                                     } else {
-                                        format!(
-                                            "new-{t}-{task}-{n}-{}@example.com",
-                                            std::process::id()
-                                        )
+                                        format!("new-{thread}-{task}-{n}-{pid}@example.com")
                                     };
                                     let t0 = Instant::now();
                                     sign_in(&base, &email).await;
@@ -405,16 +461,56 @@ fn measure_sign_ins(server: &Server, connections: usize, secs: f64, returning: b
     for h in handles {
         let _ = hist.add(h.join().expect("sign-in thread"));
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let (elapsed, server_cpu, generator_cpu, db_cpu) = clock.finish(server);
     Measured {
-        requests: hist.len() * 4,
+        requests: hist.len() * REQUESTS_PER_SIGN_IN,
         errors: 0,
-        rps: hist.len() as f64 / elapsed,
+        rps: (hist.len() * REQUESTS_PER_SIGN_IN) as f64 / elapsed,
         p50_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
         p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
-        generator_cpu: (proc_cpu_secs("/proc/self/stat") - own_before) / elapsed,
-        server_cpu: (server.cpu_secs() - server_cpu_before) / elapsed,
+        server_cpu,
+        generator_cpu,
+        db_cpu,
     }
+}
+
+/// Requests in one complete sign-in: start, Kakao consent page, consent, callback.
+const REQUESTS_PER_SIGN_IN: u64 = 4;
+
+/// Print one table row and return it as JSON.
+fn report(
+    backend: &str,
+    size: usize,
+    name: &str,
+    conns: usize,
+    m: &Measured,
+    ceiling: f64,
+) -> serde_json::Value {
+    let fraction = m.rps / ceiling;
+    let errors = if m.errors > 0 {
+        format!("  ({} errors)", m.errors)
+    } else {
+        String::new()
+    };
+    println!(
+        "{backend:<8} {size:>7} {name:<26} {conns:>5} {:>8.0} {:>7.2} {:>7.2} {:>5.0}% {:>7.0} {:>5.2} {:>5.2} {:>5.2}{errors}",
+        m.rps,
+        m.p50_ms,
+        m.p99_ms,
+        fraction * 100.0,
+        m.server_us_per_request(),
+        m.server_cpu,
+        m.generator_cpu,
+        m.db_cpu,
+    );
+    json!({
+        "backend": backend, "users": size, "request": name, "connections": conns,
+        "requests": m.requests, "errors": m.errors, "rps": m.rps,
+        "p50_ms": m.p50_ms, "p99_ms": m.p99_ms, "fraction_of_ceiling": fraction,
+        "app_cpu_us_per_request": m.server_us_per_request(),
+        "app_cpu_cores": m.server_cpu, "generator_cpu_cores": m.generator_cpu,
+        "postgres_cpu_cores": m.db_cpu,
+    })
 }
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
@@ -445,10 +541,19 @@ fn main() {
     let pg_admin = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
 
+    // Substrings of the request names to measure; the ceiling is always measured.
+    let only = env_list("BENCH_ONLY", "");
+    let wanted = |name: &str| {
+        only.is_empty()
+            || name.contains("ceiling")
+            || only.iter().any(|o| name.contains(o.as_str()))
+    };
     let runtime = actix_web::rt::System::new();
     let mut rows: Vec<serde_json::Value> = Vec::new();
+    let script = tempfile::NamedTempFile::new().expect("wrk script");
+    std::fs::write(script.path(), WRK_SCRIPT).expect("write wrk script");
     println!(
-        "{:<10} {:>8} {:<28} {:>5} {:>10} {:>8} {:>8} {:>9} {:>6} {:>6}",
+        "{:<8} {:>7} {:<26} {:>5} {:>8} {:>7} {:>7} {:>6} {:>7} {:>5} {:>5} {:>5}",
         "backend",
         "users",
         "request",
@@ -456,9 +561,11 @@ fn main() {
         "req/s",
         "p50 ms",
         "p99 ms",
-        "of ceil",
-        "srvCPU",
-        "genCPU"
+        "ceil",
+        "µs/req",
+        "app",
+        "gen",
+        "db"
     );
     for backend in &backends {
         for &size in &sizes {
@@ -477,7 +584,7 @@ fn main() {
             let seed_secs = seeded.elapsed().as_secs_f64();
             let server = start_server(&url, dir.path());
             let base = server.base.clone();
-            let (cookie, _) = runtime.block_on(sign_in(&base, "staff@example.com"));
+            let cookie = runtime.block_on(sign_in(&base, "staff@example.com"));
             make_staff(&url, "staff@example.com");
 
             let cookie_header = vec![("cookie".to_owned(), cookie.clone())];
@@ -513,78 +620,40 @@ fn main() {
                     format!("{base}/api/users/?search=kim%2012"),
                     cookie_header.clone(),
                 ),
-            ];
-            if std::env::var_os("BENCH_SKIP_ADMIN").is_none() {
-                cases.push((
+                (
                     "GET /admin/users/".into(),
                     format!("{base}/admin/users/"),
                     cookie_header.clone(),
-                ));
-                cases.push((
+                ),
+                (
                     "GET /admin/users/?q=".into(),
                     format!("{base}/admin/users/?q=kim%2012"),
                     cookie_header.clone(),
-                ));
-            }
+                ),
+            ];
+            cases.retain(|(name, _, _)| wanted(name));
             for &conns in &connections {
                 let mut ceiling = f64::NAN;
                 for (name, url, headers) in &cases {
-                    let m = measure(&server, url, headers, conns, secs);
+                    let m = measure(&server, url, headers, conns, secs, script.path());
                     if name.contains("ceiling") {
                         ceiling = m.rps;
                     }
-                    let fraction = m.rps / ceiling;
-                    println!(
-                        "{:<10} {:>8} {:<28} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>8.0}% {:>6.2} {:>6.2}{}",
-                        backend,
-                        size,
-                        name,
-                        conns,
-                        m.rps,
-                        m.p50_ms,
-                        m.p99_ms,
-                        fraction * 100.0,
-                        m.server_cpu,
-                        m.generator_cpu,
-                        if m.errors > 0 {
-                            format!("  ({} errors)", m.errors)
-                        } else {
-                            String::new()
-                        }
-                    );
-                    rows.push(json!({
-                        "backend": backend, "users": size, "request": name, "connections": conns,
-                        "requests": m.requests, "errors": m.errors, "rps": m.rps,
-                        "p50_ms": m.p50_ms, "p99_ms": m.p99_ms, "fraction_of_ceiling": fraction,
-                        "server_cpu_cores": m.server_cpu, "generator_cpu_cores": m.generator_cpu,
-                    }));
+                    rows.push(report(backend, size, name, conns, &m, ceiling));
                 }
                 for (name, returning) in [
                     ("sign-ins: new people", false),
                     ("sign-ins: returning", true),
                 ] {
+                    if !wanted(name) {
+                        continue;
+                    }
                     let m = measure_sign_ins(&server, conns, secs, returning);
-                    println!(
-                        "{:<10} {:>8} {:<28} {:>5} {:>10.1} {:>8.2} {:>8.2} {:>8.0}% {:>6.2} {:>6.2}  (sign-ins/s; {:.0} req/s)",
-                        backend,
-                        size,
-                        name,
-                        conns,
-                        m.rps,
-                        m.p50_ms,
-                        m.p99_ms,
-                        m.rps * 4.0 / ceiling * 100.0,
-                        m.server_cpu,
-                        m.generator_cpu,
-                        m.rps * 4.0
-                    );
-                    rows.push(json!({
-                        "backend": backend, "users": size, "request": name, "connections": conns,
-                        "sign_ins": m.requests / 4, "sign_ins_per_sec": m.rps,
-                        "requests_per_sec": m.rps * 4.0, "p50_ms": m.p50_ms, "p99_ms": m.p99_ms,
-                        "fraction_of_ceiling": m.rps * 4.0 / ceiling,
-                        "server_cpu_cores": m.server_cpu, "generator_cpu_cores": m.generator_cpu,
-                    }));
+                    let mut row = report(backend, size, name, conns, &m, ceiling);
+                    let per_sec = m.rps / REQUESTS_PER_SIGN_IN as f64;
+                    row["sign_ins_per_sec"] = json!(per_sec);
+                    println!("{:>48} = {per_sec:.0} complete sign-ins/s", "");
+                    rows.push(row);
                 }
             }
             rows.push(json!({
