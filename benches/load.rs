@@ -132,7 +132,6 @@ fn start_server(database_url: &str, data_dir: &std::path::Path) -> Server {
         .env("BIND", format!("127.0.0.1:{port}"))
         .env("PUBLIC_URL", &base)
         .env("DATABASE_URL", database_url)
-        .env("DATABASE_POOL_SIZE", "16")
         .env("DATA_DIR", data_dir)
         .env("CONFIG_DIR", "/nonexistent")
         .env("RUST_LOG", "error")
@@ -186,9 +185,8 @@ fn seed(database_url: &str, n: usize) {
     };
     conn.batch_execute(&sql).expect("seed");
     if !database_url.starts_with("sqlite") {
-        // As autovacuum would after a bulk import: statistics for the planner, and the GIN
-        // (trigram) indexes' pending entries merged, which a search would otherwise scan.
-        // VACUUM cannot run inside the implicit transaction of a multi-statement batch.
+        // As autovacuum would after a bulk import: statistics for the planner and a fresh
+        // visibility map. VACUUM cannot run inside the implicit transaction of a batch.
         conn.batch_execute("VACUUM ANALYZE users").expect("vacuum");
     }
 }
