@@ -85,6 +85,33 @@ fn walk_forward(conn: &mut DbConnection, f: &UserFilter, o: Ordering, limit: i64
     panic!("pagination did not end");
 }
 
+/// From the last page, walk back with `previous` to the first; the ids in list order.
+fn walk_backward(conn: &mut DbConnection, f: &UserFilter, o: Ordering, limit: i64) -> Vec<i64> {
+    let mut cursor = None;
+    let last_page = loop {
+        let page = list_users(conn, f, o, cursor.as_ref(), limit).expect("page");
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break page,
+        }
+    };
+    let mut backward: Vec<i64> = last_page.users.iter().map(|u| u.id).collect();
+    let mut prev = last_page.previous;
+    for _ in 0..100 {
+        let Some(c) = prev else {
+            return backward;
+        };
+        assert_eq!(c.direction, Direction::Before);
+        let page = list_users(conn, f, o, Some(&c), limit).expect("page");
+        assert!(page.users.len() as i64 <= limit);
+        let mut ids: Vec<i64> = page.users.iter().map(|u| u.id).collect();
+        ids.extend(backward);
+        backward = ids;
+        prev = page.previous;
+    }
+    panic!("pagination did not end");
+}
+
 #[test]
 fn every_ordering_pages_forward_and_backward_over_every_row_once() {
     let db = TestDb::new();
@@ -106,42 +133,72 @@ fn every_ordering_pages_forward_and_backward_over_every_row_once() {
         let forward = walk_forward(&mut conn, &UserFilter::default(), ordering, 4);
         assert_eq!(forward, want, "forward {name}");
 
-        // From the last page, walk back with `previous` to the first.
-        let mut cursor = None;
-        let last_page = loop {
-            let page = list_users(
-                &mut conn,
-                &UserFilter::default(),
-                ordering,
-                cursor.as_ref(),
-                4,
-            )
-            .expect("page");
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => break page.users.iter().map(|u| u.id).collect::<Vec<_>>(),
-            }
-        };
-        let mut backward: Vec<i64> = last_page.clone();
-        let mut prev = list_users(
-            &mut conn,
-            &UserFilter::default(),
-            ordering,
-            cursor.as_ref(),
-            4,
-        )
-        .expect("page")
-        .previous;
-        while let Some(c) = prev {
-            assert_eq!(c.direction, Direction::Before);
-            let page =
-                list_users(&mut conn, &UserFilter::default(), ordering, Some(&c), 4).expect("page");
-            let mut ids: Vec<i64> = page.users.iter().map(|u| u.id).collect();
-            ids.extend(backward);
-            backward = ids;
-            prev = page.previous;
-        }
+        let backward = walk_backward(&mut conn, &UserFilter::default(), ordering, 4);
         assert_eq!(backward, want, "backward {name}");
+    }
+}
+
+/// A search combined with filters pages forward and backward over exactly its matches in every
+/// ordering (SQLite answers searches of three or more characters from its trigram index, in id
+/// order straight from the index when the list is ordered by id).
+#[test]
+fn searches_with_filters_page_both_ways_in_every_ordering() {
+    let db = TestDb::new();
+    let pool = db.pool();
+    let mut conn = pool.get().expect("conn");
+    let all = seed(&mut conn, 23);
+    let orderings = [
+        "id",
+        "-id",
+        "date_joined",
+        "-date_joined",
+        "email",
+        "-email",
+        "last_login",
+        "-last_login",
+    ];
+    for (search, provider, is_active) in [
+        ("kim", None, None),
+        ("KIM", Some("kakao"), None),
+        ("kim", None, Some(true)),
+        ("im", Some("local"), Some(false)),
+        ("user1", None, Some(true)),
+        ("nobody", None, None),
+    ] {
+        let f = UserFilter {
+            search: Some(search.into()),
+            provider: provider.map(str::to_owned),
+            is_active,
+            ..UserFilter::default()
+        };
+        let needle = search.to_lowercase();
+        let matching: Vec<User> = all
+            .iter()
+            .filter(|u| {
+                (u.email.contains(&needle)
+                    || u.name
+                        .as_deref()
+                        .is_some_and(|n| n.to_lowercase().contains(&needle)))
+                    && provider.is_none_or(|p| u.provider == p)
+                    && is_active.is_none_or(|a| u.is_active == a)
+            })
+            .cloned()
+            .collect();
+        for name in orderings {
+            let ordering = Ordering::parse(name).expect("ordering");
+            let want = expected(&matching, ordering);
+            let case = format!("{search:?} {provider:?} {is_active:?} {name}");
+            assert_eq!(
+                walk_forward(&mut conn, &f, ordering, 3),
+                want,
+                "forward {case}"
+            );
+            assert_eq!(
+                walk_backward(&mut conn, &f, ordering, 3),
+                want,
+                "backward {case}"
+            );
+        }
     }
 }
 
