@@ -194,6 +194,9 @@ impl Settings {
         blank_secret(&mut self.session_key);
         blank_secret(&mut self.kakao_client_secret);
         blank_secret(&mut self.kakao_admin_key);
+        if self.database_pool_size == 0 {
+            self.database_pool_size = default_pool_size();
+        }
         while self.public_url.ends_with('/') {
             self.public_url.pop();
         }
@@ -223,9 +226,6 @@ impl Settings {
         }
         if let Err(e) = crate::db::DatabaseUrl::parse(&self.database_url) {
             problems.push(e.to_string());
-        }
-        if self.database_pool_size == 0 {
-            problems.push("DATABASE_POOL_SIZE must be at least 1".to_owned());
         }
         if let Some(redis) = &self.redis_url
             && !(redis.starts_with("redis://")
@@ -323,6 +323,12 @@ impl Settings {
 
 /// Environment values are strings; numeric settings are turned into numbers here so that
 /// figment's type errors name the key instead of failing on "expected u32, found string".
+/// `DATABASE_POOL_SIZE=0`: two connections per CPU core.
+fn default_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    u32::try_from(cores * 2).unwrap_or(u32::MAX)
+}
+
 fn coerce(key: &str, value: &str) -> serde_json::Value {
     const NUMERIC: &[&str] = &[
         "database_pool_size",
@@ -420,5 +426,18 @@ mod tests {
             .expect_err("must fail")
             .to_string();
         assert!(err.contains("database_pool_size"), "{err}");
+    }
+
+    #[test]
+    fn a_pool_size_of_zero_means_two_per_core() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+        let s = Settings::development_with(&[("database_pool_size", "0")]).expect("loads");
+        assert_eq!(s.database_pool_size, 2 * cores);
+        assert_eq!(
+            Settings::development_with(&[])
+                .expect("loads")
+                .database_pool_size,
+            2 * cores
+        );
     }
 }
