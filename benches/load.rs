@@ -17,8 +17,13 @@
 //! `BENCH_BACKENDS` (`sqlite,postgres`), `BENCH_CONNECTIONS` (`16,64`), `BENCH_SECS` (seconds
 //! per measurement, default 4), `BENCH_DATABASE_URL` (PostgreSQL admin URL, default
 //! `postgres://postgres@127.0.0.1:5432/test`), `BENCH_ONLY` (comma-separated parts of request
-//! names to measure, such as `profile,api`; default all). Results: a table on stdout and
+//! names to measure, such as `profile,api`; default all), `BENCH_POOL_SIZE` (the app's
+//! `DATABASE_POOL_SIZE`; default the app's own default). Results: a table on stdout and
 //! `target/bench/load.json`.
+//!
+//! On PostgreSQL it also runs pgbench (one thread, prepared statements) with the SQL behind
+//! `/profile/` and behind the API's first page: what the database alone can answer on the same
+//! cores, with no app in between.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -135,6 +140,11 @@ fn start_server(database_url: &str, data_dir: &std::path::Path) -> Server {
         .env("DATA_DIR", data_dir)
         .env("CONFIG_DIR", "/nonexistent")
         .env("RUST_LOG", "error")
+        .envs(
+            std::env::var("BENCH_POOL_SIZE")
+                .ok()
+                .map(|n| ("DATABASE_POOL_SIZE", n)),
+        )
         .env("KAKAO_CLIENT_ID", CLIENT_ID)
         .env("KAKAO_CLIENT_SECRET", CLIENT_SECRET)
         .env("KAKAO_APP_ID", APP_ID.to_string())
@@ -360,7 +370,8 @@ fn own_and_reaped_children_cpu_secs() -> f64 {
     proc_cpu_fields("/proc/self/stat", &[11, 12, 13, 14])
 }
 
-/// CPU seconds of every PostgreSQL process on the machine (0 when there is none).
+/// CPU seconds of every PostgreSQL process on the machine (0 when there is none), with those
+/// of backends that have exited (the postmaster's reaped children: pgbench's connections).
 fn postgres_cpu_secs() -> f64 {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0.0;
@@ -377,7 +388,7 @@ fn postgres_cpu_secs() -> f64 {
             std::fs::read_to_string(e.path().join("comm"))
                 .is_ok_and(|c| c.starts_with("postgres") || c.starts_with("postmaster"))
         })
-        .map(|e| proc_cpu_fields(&e.path().join("stat").to_string_lossy(), &[11, 12]))
+        .map(|e| proc_cpu_fields(&e.path().join("stat").to_string_lossy(), &[11, 12, 13, 14]))
         .sum()
 }
 
@@ -519,6 +530,101 @@ fn measure_sign_ins(server: &Server, connections: usize, secs: f64, returning: b
         requests: hist.len() * REQUESTS_PER_SIGN_IN,
         errors: 0,
         rps: (hist.len() * REQUESTS_PER_SIGN_IN) as f64 / elapsed,
+        p50_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
+        server_cpu,
+        generator_cpu,
+        db_cpu,
+    }
+}
+
+/// What PostgreSQL alone can do on this machine: the queries behind `/profile/` (the session's
+/// user) and behind the API's first page (that, then 51 rows), sent by pgbench with no app in
+/// between, as pgbench scripts. The app's rows for those pages are best read against these.
+fn database_only_cases(database_url: &str) -> Vec<(&'static str, String)> {
+    use diesel::prelude::*;
+    use kakao_login::db::schema::user_sessions;
+    let pool = kakao_login::db::build_pool(database_url, 1, Duration::from_secs(10)).expect("pool");
+    let mut conn = pool.get().expect("connection");
+    // The staff member's session: the only one when the benchmark starts, a hex digest.
+    let session: String = user_sessions::table
+        .select(user_sessions::id)
+        .order(user_sessions::created_at)
+        .first(&mut *conn)
+        .expect("a session");
+    let user_of_session = format!(
+        "SELECT users.* FROM user_sessions INNER JOIN users ON user_sessions.user_id = users.id \
+         WHERE user_sessions.id = '{session}' AND user_sessions.expires_at > now()::timestamp;\n"
+    );
+    let first_page = "SELECT users.* FROM users WHERE 1 = 1 ORDER BY id ASC LIMIT 51;\n";
+    vec![
+        ("pgbench: /profile/'s query", user_of_session.clone()),
+        (
+            "pgbench: first page's two",
+            format!("{user_of_session}{first_page}"),
+        ),
+    ]
+}
+
+/// pgbench running `sql` (one transaction per run of the script) over `connections` for
+/// `secs`, one thread, prepared statements; latencies from its per-transaction log.
+fn measure_pgbench(
+    server: &Server,
+    database_url: &str,
+    sql: &str,
+    connections: usize,
+    secs: f64,
+) -> Measured {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("script.sql");
+    std::fs::write(&script, sql).expect("write pgbench script");
+    let clock = CpuClock::start(server);
+    let out = Command::new("pgbench")
+        .current_dir(dir.path())
+        .args(["--no-vacuum", "--protocol=prepared", "--jobs=1", "--log"])
+        .arg("--log-prefix=txn")
+        .arg(format!("--client={connections}"))
+        .arg(format!("--time={}", secs.ceil().max(1.0)))
+        .arg(format!("--file={}", script.display()))
+        .arg(database_url)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run pgbench (apt-get install postgresql-client)");
+    let (elapsed, server_cpu, generator_cpu, db_cpu) = clock.finish(server);
+    assert!(out.status.success(), "pgbench failed");
+    // Each log line: client, transaction number, latency in µs, script, epoch s, µs.
+    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+    for entry in std::fs::read_dir(dir.path())
+        .expect("pgbench logs")
+        .flatten()
+    {
+        if !entry.file_name().to_string_lossy().starts_with("txn") {
+            continue;
+        }
+        let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for latency in log.lines().filter_map(|l| l.split_whitespace().nth(2)) {
+            if let Ok(us) = latency.parse::<u64>() {
+                let _ = hist.record(us);
+            }
+        }
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tps = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| hist.len() as f64 / elapsed);
+    let failed = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("number of failed transactions: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    Measured {
+        requests: hist.len(),
+        errors: failed,
+        rps: tps,
         p50_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
         p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
         server_cpu,
@@ -710,6 +816,14 @@ fn main() {
                     row["sign_ins_per_sec"] = json!(per_sec);
                     println!("{:>48} = {per_sec:.0} complete sign-ins/s", "");
                     rows.push(row);
+                }
+                if backend == "postgres" {
+                    for (name, sql) in database_only_cases(&url) {
+                        if wanted(name) {
+                            let m = measure_pgbench(&server, &url, &sql, conns, secs);
+                            rows.push(report(backend, size, name, conns, &m, ceiling));
+                        }
+                    }
                 }
             }
             rows.push(json!({
