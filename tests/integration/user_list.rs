@@ -10,6 +10,18 @@ use kakao_login::users::query::{Cursor, Direction, Ordering, UserFilter, list_us
 
 use crate::support::TestDb;
 
+/// Every ordering, both ways.
+const ORDERINGS: [&str; 8] = [
+    "id",
+    "-id",
+    "date_joined",
+    "-date_joined",
+    "email",
+    "-email",
+    "last_login",
+    "-last_login",
+];
+
 fn base_time() -> NaiveDateTime {
     chrono::DateTime::from_timestamp(1_767_225_600, 0)
         .expect("time")
@@ -118,16 +130,7 @@ fn every_ordering_pages_forward_and_backward_over_every_row_once() {
     let pool = db.pool();
     let mut conn = pool.get().expect("conn");
     let all = seed(&mut conn, 23);
-    for name in [
-        "id",
-        "-id",
-        "date_joined",
-        "-date_joined",
-        "email",
-        "-email",
-        "last_login",
-        "-last_login",
-    ] {
+    for name in ORDERINGS {
         let ordering = Ordering::parse(name).expect("ordering");
         let want = expected(&all, ordering);
         let forward = walk_forward(&mut conn, &UserFilter::default(), ordering, 4);
@@ -147,16 +150,6 @@ fn searches_with_filters_page_both_ways_in_every_ordering() {
     let pool = db.pool();
     let mut conn = pool.get().expect("conn");
     let all = seed(&mut conn, 23);
-    let orderings = [
-        "id",
-        "-id",
-        "date_joined",
-        "-date_joined",
-        "email",
-        "-email",
-        "last_login",
-        "-last_login",
-    ];
     for (search, provider, is_active) in [
         ("kim", None, None),
         ("KIM", Some("kakao"), None),
@@ -184,7 +177,7 @@ fn searches_with_filters_page_both_ways_in_every_ordering() {
             })
             .cloned()
             .collect();
-        for name in orderings {
+        for name in ORDERINGS {
             let ordering = Ordering::parse(name).expect("ordering");
             let want = expected(&matching, ordering);
             let case = format!("{search:?} {provider:?} {is_active:?} {name}");
