@@ -213,7 +213,7 @@ impl Setup {
         method: &str,
         url: &str,
         form: Option<&[(String, String)]>,
-    ) -> (u16, String, String) {
+    ) -> Result<(u16, String, String), String> {
         let mut req = client.request(
             awc::http::Method::from_bytes(method.as_bytes()).expect("method"),
             url,
@@ -230,7 +230,7 @@ impl Setup {
             Some(f) => req.send_form(&f.to_vec()).await,
             None => req.send().await,
         }
-        .expect("setup request");
+        .map_err(|e| format!("{method} {url}: {e}"))?;
         for value in res.headers().get_all("set-cookie") {
             let first = value
                 .to_str()
@@ -249,11 +249,27 @@ impl Setup {
             .unwrap_or_default()
             .to_owned();
         let body = res.body().limit(1 << 20).await.unwrap_or_default();
-        (
+        Ok((
             res.status().as_u16(),
             location,
             String::from_utf8_lossy(&body).into_owned(),
-        )
+        ))
+    }
+
+    /// A request that must answer `want`; the answer's Location and body.
+    async fn expect(
+        &mut self,
+        client: &awc::Client,
+        (method, url): (&str, &str),
+        form: Option<&[(String, String)]>,
+        want: u16,
+    ) -> Result<(String, String), String> {
+        let (status, location, body) = self.request(client, method, url, form).await?;
+        if status != want {
+            let body: String = body.chars().take(300).collect();
+            return Err(format!("{method} {url}: {status} (wanted {want}): {body}"));
+        }
+        Ok((location, body))
     }
 }
 
@@ -276,15 +292,19 @@ fn hidden_inputs(html: &str) -> Vec<(String, String)> {
 }
 
 /// Sign in through the whole flow (app -> stand-in consent -> callback); returns the cookie
-/// header. `email` picks the stand-in account (new or returning).
-async fn sign_in(client: &awc::Client, base: &str, kakao: &str, email: &str) -> String {
+/// header, or what went wrong. `email` picks the stand-in account (new or returning).
+async fn sign_in(
+    client: &awc::Client,
+    base: &str,
+    kakao: &str,
+    email: &str,
+) -> Result<String, String> {
     let mut s = Setup {
         cookies: Default::default(),
     };
-    let (_, authorize, _) = s
-        .request(client, "GET", &format!("{base}/kakao/login/"), None)
-        .await;
-    let (_, _, page) = s.request(client, "GET", &authorize, None).await;
+    let start = format!("{base}/kakao/login/");
+    let (authorize, _) = s.expect(client, ("GET", &start), None, 302).await?;
+    let (_, page) = s.expect(client, ("GET", &authorize), None, 200).await?;
     let mut form = hidden_inputs(&page);
     for (k, v) in [
         ("account", "new"),
@@ -297,18 +317,13 @@ async fn sign_in(client: &awc::Client, base: &str, kakao: &str, email: &str) -> 
     ] {
         form.push((k.to_owned(), v.to_owned()));
     }
-    let (_, callback, _) = s
-        .request(
-            client,
-            "POST",
-            &format!("{kakao}/oauth/consent"),
-            Some(&form),
-        )
-        .await;
-    let (status, _, body) = s.request(client, "GET", &callback, None).await;
-    assert_eq!(status, 303, "sign-in failed: {body}");
+    let consent = format!("{kakao}/oauth/consent");
+    let (callback, _) = s
+        .expect(client, ("POST", &consent), Some(&form), 302)
+        .await?;
+    s.expect(client, ("GET", &callback), None, 303).await?;
     let cookie: Vec<String> = s.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    cookie.join("; ")
+    Ok(cookie.join("; "))
 }
 
 /// One measurement of one request at one concurrency.
@@ -398,6 +413,7 @@ struct WrkSummary {
     requests: u64,
     duration_us: u64,
     errors: u64,
+    error_kinds: String,
     p50_us: f64,
     p99_us: f64,
 }
@@ -407,9 +423,10 @@ const WRK_SCRIPT: &str = r#"
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    '\n{"requests":%d,"duration_us":%d,"errors":%d,"p50_us":%f,"p99_us":%f}\n',
+    '\n{"requests":%d,"duration_us":%d,"errors":%d,"error_kinds":"connect %d, read %d, write %d, status >= 400 %d, timeout %d","p50_us":%f,"p99_us":%f}\n',
     summary.requests, summary.duration,
     e.connect + e.read + e.write + e.status + e.timeout,
+    e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(99)))
 end
 "#;
@@ -448,6 +465,9 @@ fn measure(
         .find(|l| l.starts_with('{'))
         .and_then(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| panic!("wrk printed no summary: {stdout}"));
+    if summary.errors > 0 {
+        eprintln!("{url}: {} errors ({})", summary.errors, summary.error_kinds);
+    }
     let rps = summary.requests as f64 / (summary.duration_us as f64 / 1e6);
     Measured {
         requests: summary.requests,
@@ -463,6 +483,36 @@ fn measure(
 
 /// (label, URL, request headers).
 type Case = (String, String, Vec<(String, String)>);
+
+/// Sign-ins of one loop: latencies of the complete ones, and the failed ones.
+struct SignIns {
+    done: Histogram<u64>,
+    failed: u64,
+    first_error: Option<String>,
+}
+
+impl SignIns {
+    fn new() -> SignIns {
+        SignIns {
+            done: Histogram::new(3).expect("histogram"),
+            failed: 0,
+            first_error: None,
+        }
+    }
+
+    fn fail(&mut self, error: String) {
+        self.failed += 1;
+        self.first_error.get_or_insert(error);
+    }
+
+    fn add(&mut self, other: SignIns) {
+        let _ = self.done.add(&other.done);
+        self.failed += other.failed;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}
 
 /// Complete sign-ins through the stand-in: `connections` people signing in over and over for
 /// `secs`, each a fresh Kakao account (`returning` false) or the same account again (true).
@@ -490,7 +540,7 @@ fn measure_sign_ins(server: &Server, connections: usize, secs: f64, returning: b
                                 // One client per person: connections are kept alive between
                                 // sign-ins; the cookies of each sign-in are its own.
                                 let client = awc::Client::builder().disable_redirects().finish();
-                                let mut hist = Histogram::<u64>::new(3).expect("histogram");
+                                let mut outcome = SignIns::new();
                                 let mut n = 0u64;
                                 while !stop.load(Ordering::Relaxed) {
                                     n += 1;
@@ -501,34 +551,44 @@ fn measure_sign_ins(server: &Server, connections: usize, secs: f64, returning: b
                                         format!("new-{thread}-{task}-{n}-{pid}@example.com")
                                     };
                                     let t0 = Instant::now();
-                                    sign_in(&client, &base, &kakao, &email).await;
-                                    let _ = hist.record(t0.elapsed().as_micros() as u64);
+                                    match sign_in(&client, &base, &kakao, &email).await {
+                                        Ok(_) => {
+                                            let _ = outcome
+                                                .done
+                                                .record(t0.elapsed().as_micros() as u64);
+                                        }
+                                        Err(e) => outcome.fail(e),
+                                    }
                                 }
-                                hist
+                                outcome
                             })
                         })
                         .collect();
-                    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+                    let mut outcome = SignIns::new();
                     for t in tasks {
-                        if let Ok(h) = t.await {
-                            let _ = hist.add(&h);
+                        if let Ok(o) = t.await {
+                            outcome.add(o);
                         }
                     }
-                    hist
+                    outcome
                 })
             })
         })
         .collect();
     std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(true, Ordering::Relaxed);
-    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+    let mut outcome = SignIns::new();
     for h in handles {
-        let _ = hist.add(h.join().expect("sign-in thread"));
+        outcome.add(h.join().expect("sign-in thread"));
     }
     let (elapsed, server_cpu, generator_cpu, db_cpu) = clock.finish(server);
+    if let Some(e) = &outcome.first_error {
+        eprintln!("{} sign-ins failed; the first: {e}", outcome.failed);
+    }
+    let hist = outcome.done;
     Measured {
         requests: hist.len() * REQUESTS_PER_SIGN_IN,
-        errors: 0,
+        errors: outcome.failed,
         rps: (hist.len() * REQUESTS_PER_SIGN_IN) as f64 / elapsed,
         p50_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
         p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
@@ -745,7 +805,9 @@ fn main() {
             let base = server.base.clone();
             let cookie = runtime.block_on(async {
                 let client = awc::Client::builder().disable_redirects().finish();
-                sign_in(&client, &base, &server.kakao, "staff@example.com").await
+                sign_in(&client, &base, &server.kakao, "staff@example.com")
+                    .await
+                    .expect("the staff member signs in")
             });
             make_staff(&url, "staff@example.com");
 
