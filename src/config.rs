@@ -321,14 +321,14 @@ impl Settings {
     }
 }
 
-/// Environment values are strings; numeric settings are turned into numbers here so that
-/// figment's type errors name the key instead of failing on "expected u32, found string".
 /// `DATABASE_POOL_SIZE=0`: two connections per CPU core.
 fn default_pool_size() -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     u32::try_from(cores * 2).unwrap_or(u32::MAX)
 }
 
+/// Environment values are strings; numeric settings are turned into numbers here so that
+/// figment's type errors name the key instead of failing on "expected u32, found string".
 fn coerce(key: &str, value: &str) -> serde_json::Value {
     const NUMERIC: &[&str] = &[
         "database_pool_size",
