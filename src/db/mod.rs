@@ -105,11 +105,12 @@ impl ManageConnection for DbManager {
             DatabaseUrl::Sqlite(path) => {
                 let path_str = path.to_string_lossy();
                 let mut conn = SqliteConnection::establish(&path_str)?;
-                // WAL lets readers run beside the writer; busy_timeout makes writers wait for
-                // each other instead of failing; foreign keys are off by default in SQLite.
+                // busy_timeout first: the pragmas after it wait for a writer (a migration at
+                // start-up) instead of failing with "database is locked". WAL lets readers run
+                // beside the writer; foreign keys are off by default in SQLite.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }
@@ -254,4 +255,37 @@ pub fn now() -> chrono::NaiveDateTime {
     let now = chrono::Utc::now().naive_utc();
     // Both backends keep microseconds; truncating here makes values round-trip unchanged.
     chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connections opened while migrations write a fresh SQLite database (as the pool does
+    /// at start-up) wait for the writer instead of failing with "database is locked".
+    #[test]
+    fn sqlite_connections_open_while_migrations_run() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = DatabaseUrl::parse(&format!("sqlite://{}/t.db", dir.path().display()))
+                .expect("url");
+            let manager = std::sync::Arc::new(DbManager { url });
+            let mut first = manager.connect().expect("first connection");
+            let openers: Vec<_> = (0..3)
+                .map(|_| {
+                    let manager = manager.clone();
+                    std::thread::spawn(move || {
+                        (0..5).try_for_each(|_| manager.connect().map(|_| ()))
+                    })
+                })
+                .collect();
+            run_migrations(&mut first).expect("migrations");
+            for opener in openers {
+                opener
+                    .join()
+                    .expect("opening thread")
+                    .expect("connections open while migrations run");
+            }
+        }
+    }
 }
