@@ -810,6 +810,11 @@ fn main() {
                     .expect("the staff member signs in")
             });
             make_staff(&url, "staff@example.com");
+            let database_only = if backend == "postgres" {
+                database_only_cases(&url)
+            } else {
+                Vec::new()
+            };
 
             let cookie_header = vec![("cookie".to_owned(), cookie.clone())];
             let mut cases: Vec<Case> = vec![
@@ -879,12 +884,10 @@ fn main() {
                     println!("{:>48} = {per_sec:.0} complete sign-ins/s", "");
                     rows.push(row);
                 }
-                if backend == "postgres" {
-                    for (name, sql) in database_only_cases(&url) {
-                        if wanted(name) {
-                            let m = measure_pgbench(&server, &url, &sql, conns, secs);
-                            rows.push(report(backend, size, name, conns, &m, ceiling));
-                        }
+                for (name, sql) in &database_only {
+                    if wanted(name) {
+                        let m = measure_pgbench(&server, &url, sql, conns, secs);
+                        rows.push(report(backend, size, name, conns, &m, ceiling));
                     }
                 }
             }

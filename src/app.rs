@@ -203,7 +203,7 @@ fn build_server(
     let lifetime =
         actix_web::cookie::time::Duration::hours(i64::from(settings.session_lifetime_hours));
     let workers = if settings.workers == 0 {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
+        crate::config::cpu_cores()
     } else {
         settings.workers
     };

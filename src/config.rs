@@ -321,10 +321,15 @@ impl Settings {
     }
 }
 
+/// CPU cores this process may use (2 when the system cannot tell): what `WORKERS=0` and
+/// `DATABASE_POOL_SIZE=0` are counted from.
+pub fn cpu_cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// `DATABASE_POOL_SIZE=0`: two connections per CPU core.
 fn default_pool_size() -> u32 {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    u32::try_from(cores * 2).unwrap_or(u32::MAX)
+    u32::try_from(cpu_cores() * 2).unwrap_or(u32::MAX)
 }
 
 /// Environment values are strings; numeric settings are turned into numbers here so that
@@ -430,7 +435,7 @@ mod tests {
 
     #[test]
     fn a_pool_size_of_zero_means_two_per_core() {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+        let cores = cpu_cores() as u32;
         let s = Settings::development_with(&[("database_pool_size", "0")]).expect("loads");
         assert_eq!(s.database_pool_size, 2 * cores);
         assert_eq!(

@@ -302,11 +302,17 @@ impl diesel::query_builder::Query for ListQuery {
 
 impl RunQueryDsl<DbConnection> for ListQuery {}
 
+/// Whether `search` is answered from SQLite's FTS5 trigram index (shorter searches have no
+/// trigram to look up, and PostgreSQL's `pg_trgm` index serves `LIKE` itself).
+fn from_trigram_index(dialect: Dialect, search: &str) -> bool {
+    dialect == Dialect::Sqlite && search.chars().count() >= TRIGRAM
+}
+
 /// Add the filter's conditions (not the cursor's) to `query`; the search too, unless the
 /// query already reads from the search index.
 fn push_filter(query: &mut ListQuery, filter: &UserFilter, dialect: Dialect, searched: bool) {
     if let Some(search) = filter.search_text().filter(|_| !searched) {
-        if dialect == Dialect::Sqlite && search.chars().count() >= TRIGRAM {
+        if from_trigram_index(dialect, search) {
             query
                 .sql(" AND id IN (SELECT rowid FROM users_search WHERE users_search MATCH ")
                 .bind(Bind::Text(fts_phrase(search)))
@@ -365,12 +371,9 @@ pub fn list_users(
     // Ordered by id, an SQLite trigram search reads the index in rowid order, joined to the
     // table, and stops at the end of the page; otherwise every match would be read and sorted
     // (at a million users, a common word matches a hundred thousand).
-    let from_index = match filter.search_text() {
-        Some(search) if dialect == Dialect::Sqlite && ordering.key == SortKey::Id => {
-            (search.chars().count() >= TRIGRAM).then_some(search)
-        }
-        _ => None,
-    };
+    let from_index = filter
+        .search_text()
+        .filter(|s| ordering.key == SortKey::Id && from_trigram_index(dialect, s));
     let id = match from_index {
         Some(search) => {
             query

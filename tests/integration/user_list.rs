@@ -97,6 +97,15 @@ fn walk_forward(conn: &mut DbConnection, f: &UserFilter, o: Ordering, limit: i64
     panic!("pagination did not end");
 }
 
+/// What a search must find: `needle` in the email or the name, ignoring case.
+fn contains_ignoring_case(u: &User, needle: &str) -> bool {
+    let needle = needle.to_lowercase();
+    u.email.contains(&needle)
+        || u.name
+            .as_deref()
+            .is_some_and(|name| name.to_lowercase().contains(&needle))
+}
+
 /// From the last page, walk back with `previous` to the first; the ids in list order.
 fn walk_backward(conn: &mut DbConnection, f: &UserFilter, o: Ordering, limit: i64) -> Vec<i64> {
     let mut cursor = None;
@@ -164,14 +173,10 @@ fn searches_with_filters_page_both_ways_in_every_ordering() {
             is_active,
             ..UserFilter::default()
         };
-        let needle = search.to_lowercase();
         let matching: Vec<User> = all
             .iter()
             .filter(|u| {
-                (u.email.contains(&needle)
-                    || u.name
-                        .as_deref()
-                        .is_some_and(|n| n.to_lowercase().contains(&needle)))
+                contains_ignoring_case(u, search)
                     && provider.is_none_or(|p| u.provider == p)
                     && is_active.is_none_or(|a| u.is_active == a)
             })
@@ -336,13 +341,7 @@ fn search_matches_substrings_and_follows_changes() {
         ] {
             let expected: Vec<i64> = all
                 .iter()
-                .filter(|u| {
-                    let n = needle.to_lowercase();
-                    u.email.contains(&n)
-                        || u.name
-                            .as_deref()
-                            .is_some_and(|name| name.to_lowercase().contains(&n))
-                })
+                .filter(|u| contains_ignoring_case(u, needle))
                 .map(|u| u.id)
                 .collect();
             let f = UserFilter {
