@@ -35,9 +35,16 @@ pub struct Application {
     pub standin: Option<StandIn>,
 }
 
-/// Install rustls' ring provider once (harmless when already installed).
+/// Process-wide TLS set-up, before any connection is opened (harmless when repeated).
+///
+/// - rustls (awc, to Kakao): install the ring provider.
+/// - OpenSSL (libpq, to PostgreSQL): initialise it without its exit-time clean-up. The pool
+///   opens connections on background threads, so a process can exit while one is in its TLS
+///   handshake; OpenSSL freeing its tables under that handshake killed `createsuperuser` with
+///   SIGSEGV about once in twenty runs. The operating system frees the memory at exit anyway.
 pub fn init_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    openssl_sys::init();
 }
 
 impl Application {

@@ -29,6 +29,8 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new() -> TestDb {
+        // Before the first PostgreSQL connection of the test process (see `init_crypto`).
+        kakao_login::app::init_crypto();
         let dir = tempfile::tempdir().expect("tempdir");
         match std::env::var("TEST_DATABASE_URL") {
             Ok(admin) if admin.starts_with("postgres") => {
