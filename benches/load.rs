@@ -669,18 +669,16 @@ fn measure_pgbench(
         }
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let tps = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("tps = "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or_else(|| hist.len() as f64 / elapsed);
-    let failed = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("number of failed transactions: "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+    // A figure of pgbench's summary: the first word after `label` on its line.
+    fn figure<T: std::str::FromStr>(stdout: &str, label: &str) -> Option<T> {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    }
+    let tps = figure(&stdout, "tps = ").unwrap_or_else(|| hist.len() as f64 / elapsed);
+    let failed = figure(&stdout, "number of failed transactions: ").unwrap_or(0);
     Measured {
         requests: hist.len(),
         errors: failed,

@@ -308,26 +308,27 @@ fn from_trigram_index(dialect: Dialect, search: &str) -> bool {
     dialect == Dialect::Sqlite && search.chars().count() >= TRIGRAM
 }
 
-/// Add the filter's conditions (not the cursor's) to `query`; the search too, unless the
-/// query already reads from the search index.
-fn push_filter(query: &mut ListQuery, filter: &UserFilter, dialect: Dialect, searched: bool) {
-    if let Some(search) = filter.search_text().filter(|_| !searched) {
-        if from_trigram_index(dialect, search) {
-            query
-                .sql(" AND id IN (SELECT rowid FROM users_search WHERE users_search MATCH ")
-                .bind(Bind::Text(fts_phrase(search)))
-                .sql(")");
-        } else {
-            // Emails are stored lowercased; names are folded here.
-            let pattern = like_pattern(search);
-            query
-                .sql(" AND (email LIKE ")
-                .bind(Bind::Text(pattern.clone()))
-                .sql(" ESCAPE '\\' OR lower(COALESCE(name, '')) LIKE ")
-                .bind(Bind::Text(pattern))
-                .sql(" ESCAPE '\\')");
-        }
+/// Add the search's condition to `query`, for a query that does not read the search index.
+fn push_search(query: &mut ListQuery, search: &str, dialect: Dialect) {
+    if from_trigram_index(dialect, search) {
+        query
+            .sql(" AND id IN (SELECT rowid FROM users_search WHERE users_search MATCH ")
+            .bind(Bind::Text(fts_phrase(search)))
+            .sql(")");
+    } else {
+        // Emails are stored lowercased; names are folded here.
+        let pattern = like_pattern(search);
+        query
+            .sql(" AND (email LIKE ")
+            .bind(Bind::Text(pattern.clone()))
+            .sql(" ESCAPE '\\' OR lower(COALESCE(name, '')) LIKE ")
+            .bind(Bind::Text(pattern))
+            .sql(" ESCAPE '\\')");
     }
+}
+
+/// Add the filter's conditions other than the search (and not the cursor's) to `query`.
+fn push_flags(query: &mut ListQuery, filter: &UserFilter) {
     if let Some(provider) = &filter.provider {
         query
             .sql(" AND provider = ")
@@ -371,11 +372,9 @@ pub fn list_users(
     // Ordered by id, an SQLite trigram search reads the index in rowid order, joined to the
     // table, and stops at the end of the page; otherwise every match would be read and sorted
     // (at a million users, a common word matches a hundred thousand).
-    let from_index = filter
-        .search_text()
-        .filter(|s| ordering.key == SortKey::Id && from_trigram_index(dialect, s));
-    let id = match from_index {
-        Some(search) => {
+    let search = filter.search_text();
+    let id = match search {
+        Some(search) if ordering.key == SortKey::Id && from_trigram_index(dialect, search) => {
             query
                 .sql(format!(
                     "SELECT {COLUMNS} FROM users_search JOIN users ON users.id = users_search.rowid \
@@ -384,12 +383,15 @@ pub fn list_users(
                 .bind(Bind::Text(fts_phrase(search)));
             "users_search.rowid"
         }
-        None => {
+        _ => {
             query.sql(format!("SELECT {COLUMNS} FROM users WHERE 1 = 1"));
+            if let Some(search) = search {
+                push_search(&mut query, search, dialect);
+            }
             "id"
         }
     };
-    push_filter(&mut query, filter, dialect, from_index.is_some());
+    push_flags(&mut query, filter);
     let backwards = cursor.is_some_and(|c| c.direction == Direction::Before);
     // Walking backwards reads in the opposite order, then flips the page.
     let read_descending = ordering.descending != backwards;
