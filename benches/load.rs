@@ -614,7 +614,8 @@ fn database_only_cases(database_url: &str) -> Vec<(&'static str, String)> {
         .expect("a session");
     let user_of_session = format!(
         "SELECT users.* FROM user_sessions INNER JOIN users ON user_sessions.user_id = users.id \
-         WHERE user_sessions.id = '{session}' AND user_sessions.expires_at > now()::timestamp;\n"
+         WHERE user_sessions.id = '{session}' AND user_sessions.expires_at > now()::timestamp \
+         AND user_sessions.epoch = users.session_epoch AND users.is_active;\n"
     );
     let first_page = "SELECT users.* FROM users WHERE 1 = 1 ORDER BY id ASC LIMIT 51;\n";
     vec![

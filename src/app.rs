@@ -13,10 +13,9 @@ use actix_web::middleware::{Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
-use crate::auth::store::SessionBackend;
+use crate::auth::backend::SessionBackend;
 use crate::config::{Secret, Settings};
 use crate::db::{self, DbPool};
-use crate::error::AppError;
 use crate::kakao::{KakaoClient, KakaoConfig};
 use crate::standin::{StandIn, StandInConfig};
 use crate::state::AppState;
@@ -75,20 +74,16 @@ impl Application {
                 db::redact_url(&settings.database_url)
             )
         })?;
-        let applied = {
-            let pool = pool.clone();
-            web::block(move || -> anyhow::Result<Vec<String>> {
-                let mut conn = pool.get()?;
-                db::run_migrations(&mut conn)
-            })
-            .await??
-        };
+        let applied = db::run(&pool, db::run_migrations).await?;
         for version in applied {
             log::info!("event=db.migrated version={version}");
         }
         let session_backend = SessionBackend::connect(settings.redis_url.as_deref()).await?;
 
         let (kakao, standin) = kakao_setup(&settings, addr);
+        // Each worker builds its own client (awc's is not Send); one built now proves the
+        // configuration, so that no worker can fail to.
+        KakaoClient::new(kakao.clone()).context("the Kakao settings are unusable")?;
         let state = web::Data::new(AppState {
             kakao,
             pool,
@@ -151,8 +146,8 @@ fn kakao_setup(settings: &Settings, addr: SocketAddr) -> (KakaoConfig, Option<St
     let timeout = Duration::from_millis(settings.kakao_timeout_ms);
     let redirect_uri = settings.redirect_uri();
     if settings.uses_standin() {
-        let secret = crate::auth::random_token();
-        let admin_key = crate::auth::random_token();
+        let secret = crate::token::random_token();
+        let admin_key = crate::token::random_token();
         let standin = StandIn::new(StandInConfig {
             client_id: STANDIN_CLIENT_ID.to_owned(),
             client_secret: Some(secret.clone()),
@@ -217,7 +212,8 @@ fn build_server(
     let blocking_threads = blocking_threads_per_worker(settings.database_pool_size, workers);
     let kakao_config = Arc::new(state.kakao.clone());
     let server = HttpServer::new(move || {
-        // awc's client is per worker: it is not Send.
+        // awc's client is per worker: it is not Send. `build` made one already, so this cannot
+        // fail; if it ever did, the worker must not serve without Kakao.
         let kakao = match KakaoClient::new((*kakao_config).clone()) {
             Ok(client) => client,
             Err(e) => {
@@ -238,11 +234,6 @@ fn build_server(
         App::new()
             .app_data(state.clone())
             .app_data(web::Data::new(kakao))
-            .app_data(web::FormConfig::default().limit(16 * 1024))
-            .app_data(
-                web::QueryConfig::default()
-                    .error_handler(|e, _| AppError::BadRequest(e.to_string()).into()),
-            )
             .configure(pages::routes)
             .configure(|cfg| {
                 if let Some(standin) = &standin {
@@ -305,9 +296,9 @@ fn session_key(settings: &Settings) -> anyhow::Result<Key> {
         .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
     let generated = format!(
         "{}{}{}",
-        crate::auth::random_token(),
-        crate::auth::random_token(),
-        crate::auth::random_token()
+        crate::token::random_token(),
+        crate::token::random_token(),
+        crate::token::random_token()
     );
     write_private(&path, &generated).with_context(|| format!("cannot write {}", path.display()))?;
     log::info!("event=session_key.generated path={}", path.display());

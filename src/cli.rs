@@ -8,9 +8,10 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::db;
-use crate::users::manager::UserError;
-use crate::users::passwords::{self, PasswordError};
-use crate::users::service;
+use crate::users::changes::{self, ChangeError};
+use crate::users::manager::CreateUser;
+use crate::users::model::Provider;
+use crate::users::permissions::{Actor, Role};
 
 #[derive(Parser, Debug)]
 #[command(name = "kakao-login", version, about = "카카오 로그인 service")]
@@ -105,7 +106,13 @@ pub fn create_superuser(
     };
     let pool = migrated_pool(settings)?;
     let mut conn = pool.get()?;
-    match service::create_superuser_cli(&mut conn, &email, name.as_deref()) {
+    let input = CreateUser {
+        email: email.clone(),
+        name,
+        provider: Provider::Local.as_str().to_owned(),
+        ..CreateUser::default()
+    };
+    match changes::create_user(&mut conn, &Actor::Cli, &input, Role::Superuser) {
         Ok(user) => {
             println!(
                 "superuser created: id={} email={} (sign in with Kakao using this verified email)",
@@ -113,11 +120,19 @@ pub fn create_superuser(
             );
             Ok(())
         }
-        Err(UserError::DuplicateEmail) => {
+        Err(ChangeError::DuplicateEmail) => {
             anyhow::bail!("a user with email {email:?} already exists")
         }
-        Err(UserError::Invalid(errors)) => anyhow::bail!("invalid: {errors}"),
-        Err(UserError::Db(e)) => Err(e.into()),
+        Err(e) => Err(cli_error(e)),
+    }
+}
+
+/// A refused change as the command line says it.
+fn cli_error(e: ChangeError) -> anyhow::Error {
+    match e {
+        ChangeError::Invalid(errors) => anyhow::anyhow!("invalid: {errors}"),
+        ChangeError::Db(e) => e.into(),
+        other => anyhow::anyhow!("{other}"),
     }
 }
 
@@ -140,7 +155,7 @@ pub fn change_password(settings: &Settings, email: &str, from_stdin: bool) -> an
     };
     let pool = migrated_pool(settings)?;
     let mut conn = pool.get()?;
-    match passwords::set_staff_password(&mut conn, email, &password) {
+    match changes::set_password(&mut conn, &Actor::Cli, email, &password) {
         Ok(user) => {
             println!(
                 "break-glass password set for id={} email={}",
@@ -148,8 +163,11 @@ pub fn change_password(settings: &Settings, email: &str, from_stdin: bool) -> an
             );
             Ok(())
         }
-        Err(PasswordError::Db(e)) => Err(e.into()),
-        Err(e) => anyhow::bail!("{e}"),
+        Err(ChangeError::NotFound) => anyhow::bail!("no user with email {email:?}"),
+        Err(ChangeError::Forbidden(_)) => {
+            anyhow::bail!("{email} is not staff: only staff may have a break-glass password")
+        }
+        Err(e) => Err(cli_error(e)),
     }
 }
 
@@ -165,16 +183,10 @@ pub async fn check(settings: &Settings) -> anyhow::Result<()> {
     }
     let url = settings.database_url.clone();
     let timeout = Duration::from_secs(settings.database_timeout_secs);
-    let db_result = actix_web::web::block(move || -> anyhow::Result<()> {
-        let pool = db::build_pool(&url, 1, timeout)?;
-        let mut conn = pool.get()?;
-        use diesel::connection::SimpleConnection;
-        conn.batch_execute("SELECT 1")?;
-        Ok(())
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))
-    .and_then(|r| r);
+    let db_result = match db::build_pool(&url, 1, timeout) {
+        Ok(pool) => db::run(&pool, db::ping).await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
     match db_result {
         Ok(()) => println!("ok    database {}", db::redact_url(&settings.database_url)),
         Err(e) => {

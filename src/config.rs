@@ -381,6 +381,24 @@ mod tests {
         }
     }
 
+    /// `KEYS` is kept by hand beside `Settings`: a field missing from it could never be set
+    /// from the environment, silently.
+    #[test]
+    fn keys_name_every_setting_and_nothing_else() {
+        let settings = Settings::development_with(&[]).expect("defaults load");
+        let value = serde_json::to_value(&settings).expect("serializes");
+        let mut fields: Vec<&str> = value
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        let mut keys = KEYS.to_vec();
+        keys.sort_unstable();
+        assert_eq!(fields, keys);
+    }
+
     #[test]
     fn unknown_keys_are_rejected() {
         let dir = tempfile::tempdir().expect("tempdir");

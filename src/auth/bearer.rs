@@ -1,11 +1,14 @@
 //! Kakao access tokens as API credentials: validated with Kakao's token-info endpoint,
-//! positive answers cached briefly by the token's SHA-256.
+//! positive answers cached briefly by the token's SHA-256, and the person behind them found.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::db::{self, DbError, DbPool};
 use crate::kakao::{ErrorClass, KakaoClient, KakaoError};
+use crate::users::model::User;
+use crate::users::repo;
 
 /// Longest a positive validation is trusted without asking Kakao again.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -27,6 +30,14 @@ pub enum TokenError {
     /// A valid token, but issued to another Kakao app.
     #[error("token issued to another app")]
     OtherApp,
+    /// A valid token of a Kakao user who has no account here.
+    #[error("no account for this Kakao user")]
+    NotRegistered,
+    /// A valid token of a deactivated account.
+    #[error("account inactive")]
+    Inactive,
+    #[error(transparent)]
+    Db(#[from] DbError),
 }
 
 impl From<KakaoError> for TokenError {
@@ -78,7 +89,7 @@ pub async fn validate(
     if token.is_empty() || token.len() > 1024 || !token.chars().all(|c| c.is_ascii_graphic()) {
         return Err(TokenError::Malformed);
     }
-    let key = super::hash_token(token);
+    let key = crate::token::hash_token(token);
     if let Some(id) = cache.get(&key) {
         return Ok(id);
     }
@@ -97,6 +108,30 @@ pub async fn validate(
         cache.put(key, info.id, ttl);
     }
     Ok(info.id)
+}
+
+/// The active user an `Authorization` header's bearer token belongs to (the scheme name is
+/// case-insensitive, RFC 9110 11.1).
+pub async fn authenticate(
+    pool: &DbPool,
+    kakao: &KakaoClient,
+    cache: &TokenCache,
+    authorization: &str,
+) -> Result<User, TokenError> {
+    let token = match authorization.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => return Err(TokenError::Invalid),
+    };
+    let kakao_id = validate(kakao, cache, token).await?;
+    let user = db::run(pool, move |conn| {
+        repo::find_user_by_kakao_id(conn, kakao_id).map_err(DbError::from)
+    })
+    .await?
+    .ok_or(TokenError::NotRegistered)?;
+    if !user.is_active {
+        return Err(TokenError::Inactive);
+    }
+    Ok(user)
 }
 
 #[cfg(test)]

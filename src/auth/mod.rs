@@ -1,47 +1,23 @@
-//! Who is signed in: the typed session, CSRF tokens, the session store (cookie or Redis), and
-//! the extractors handlers use to require a signed-in user.
+//! Who is signed in, and how people sign in and out.
+//!
+//! - `login`: the use cases: the Kakao web flow, the mobile token sign-in, the break-glass
+//!   password, the current user, sign-out.
+//! - `records`: the server-side session records and used login states (database).
+//! - `session`: the typed cookie session (`AppSession`: session token, CSRF token, logins in
+//!   progress); `backend`: where it is stored (signed cookies or Redis).
+//! - `bearer`: Kakao access tokens as API credentials.
+//! - `ratelimit`: the break-glass sign-in's limits.
+//!
+//! Depends on `users` (rows and the identity rules); `users` knows nothing of sessions.
 
+pub mod backend;
 pub mod bearer;
-pub mod extractors;
+pub mod login;
 pub mod ratelimit;
+pub mod records;
 pub mod session;
-pub mod store;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-
-pub use extractors::{CurrentUser, MaybeUser, StaffUser};
 pub use session::{AppSession, PendingLogin};
-
-/// 256 random bits, base64url: session tokens and CSRF tokens.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// SHA-256 of a token, hex: what the database keeps instead of the token itself.
-pub fn hash_token(token: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(token.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    out
-}
-
-/// Compare secrets without leaking where they differ through timing.
-pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 /// Accept `next` only as a path on this site: one leading `/`, no `//`, no backslash, no
 /// scheme, no control characters, and not absurdly long.
@@ -91,21 +67,5 @@ mod tests {
         ] {
             assert_eq!(safe_next(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn tokens_are_random_and_hashes_stable() {
-        let a = random_token();
-        let b = random_token();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 43);
-        assert_eq!(hash_token("x"), hash_token("x"));
-        assert_eq!(
-            hash_token("x"),
-            "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
-        );
-        assert!(constant_time_eq("abc", "abc"));
-        assert!(!constant_time_eq("abc", "abd"));
-        assert!(!constant_time_eq("abc", "abcd"));
     }
 }

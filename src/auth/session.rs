@@ -4,7 +4,7 @@
 use actix_session::Session;
 use serde::{Deserialize, Serialize};
 
-use super::{constant_time_eq, random_token};
+use crate::token::{constant_time_eq, random_token};
 
 const SID: &str = "sid";
 const CSRF: &str = "csrf";

@@ -160,20 +160,94 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, anyhow::Er
     Ok(applied.into_iter().map(|v| v.to_string()).collect())
 }
 
-/// Why a database call failed, before it is turned into an answer.
+/// Why a database call failed, classified here once for every caller (and mapped to an answer
+/// once, in `web::error`).
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// No connection could be had in time (pool exhausted or database down).
+    /// The database cannot serve us right now: no pooled connection in time, the connection
+    /// was lost (server restarted, backend terminated), or SQLite stayed locked past
+    /// `busy_timeout`. The request may succeed if tried again shortly (503).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A concurrent writer got in the way (SQLite busy, PostgreSQL serialization failure):
+    /// worth running the whole transaction again.
+    #[error("database busy: {0}")]
+    Busy(String),
+    /// A unique constraint refused the write; the constraint's name when the backend says it.
+    #[error("unique constraint violated: {0}")]
+    Unique(String),
+    /// The row asked for does not exist.
+    #[error("row not found")]
+    NotFound,
+    /// Anything else: a bug, or a schema that does not match the code (500).
     #[error(transparent)]
-    Query(#[from] diesel::result::Error),
+    Query(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        match e {
+            Error::NotFound => DbError::NotFound,
+            Error::DatabaseError(Kind::UniqueViolation, info) => DbError::Unique(
+                info.constraint_name()
+                    .unwrap_or_else(|| info.message())
+                    .to_owned(),
+            ),
+            Error::DatabaseError(Kind::SerializationFailure, info) => {
+                DbError::Busy(info.message().to_owned())
+            }
+            Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, info) => {
+                DbError::Unavailable(info.message().to_owned())
+            }
+            Error::DatabaseError(_, ref info) if is_busy_message(info.message()) => {
+                DbError::Busy(info.message().to_owned())
+            }
+            Error::DatabaseError(_, ref info) if is_lost_connection_message(info.message()) => {
+                DbError::Unavailable(info.message().to_owned())
+            }
+            Error::BrokenTransactionManager => {
+                DbError::Unavailable("the connection's transaction state is broken".to_owned())
+            }
+            other => DbError::Query(other),
+        }
+    }
 }
 
 impl From<r2d2::PoolError> for DbError {
     fn from(e: r2d2::PoolError) -> Self {
         DbError::Unavailable(e.to_string())
     }
+}
+
+impl DbError {
+    /// Whether running the transaction again may succeed (a concurrent writer, not a fault).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, DbError::Busy(_))
+    }
+}
+
+/// SQLite's "database is locked" / "database table is locked": another writer holds the lock.
+fn is_busy_message(message: &str) -> bool {
+    message.contains("database is locked") || message.contains("database table is locked")
+}
+
+/// libpq's words for a connection that is gone (the server restarted, or an administrator
+/// terminated the backend); diesel reports some of them without a kind of their own.
+fn is_lost_connection_message(message: &str) -> bool {
+    const LOST: [&str; 5] = [
+        "server closed the connection",
+        "no connection to the server",
+        "terminating connection",
+        "connection to server",
+        "could not receive data from server",
+    ];
+    LOST.iter().any(|m| message.contains(m))
+}
+
+/// Whether the database answers a trivial statement (readiness checks, `check`).
+pub fn ping(conn: &mut DbConnection) -> Result<(), DbError> {
+    conn.batch_execute("SELECT 1").map_err(DbError::from)
 }
 
 /// Run blocking database work on actix's blocking thread pool with a pooled connection.
@@ -223,30 +297,6 @@ where
             }
             other => return other,
         }
-    }
-}
-
-/// Whether an error is a unique-constraint violation.
-pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
-    matches!(
-        e,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
-    )
-}
-
-/// Whether an error is SQLite's "database is locked" / busy (a concurrent writer), which is
-/// worth retrying the whole transaction for.
-pub fn is_retryable(e: &diesel::result::Error) -> bool {
-    match e {
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::SerializationFailure,
-            _,
-        ) => true,
-        diesel::result::Error::DatabaseError(_, info) => {
-            let m = info.message();
-            m.contains("database is locked") || m.contains("database table is locked")
-        }
-        _ => false,
     }
 }
 

@@ -12,6 +12,7 @@ diesel::table! {
         is_superuser -> Bool,
         date_joined -> Timestamp,
         last_login -> Nullable<Timestamp>,
+        session_epoch -> BigInt,
     }
 }
 
@@ -33,6 +34,7 @@ diesel::table! {
         user_id -> BigInt,
         created_at -> Timestamp,
         expires_at -> Timestamp,
+        epoch -> BigInt,
     }
 }
 
@@ -57,6 +59,7 @@ diesel::table! {
         target_email -> Text,
         action -> Text,
         changes -> Text,
+        via -> Text,
     }
 }
 

@@ -1,11 +1,13 @@
-//! The audit log: who changed which user, how (field by field, old -> new) and when. Rows are
-//! only ever inserted, in the same transaction as the change they describe.
+//! The audit log: who changed which user, through which door, how (field by field,
+//! old -> new) and when. Rows are only ever inserted, by the change service, in the same
+//! transaction as the change they describe.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::changes::FieldChange;
 use super::model::User;
+use super::permissions::Actor;
 use crate::db::schema::audit_log;
 use crate::db::{self, DbConnection};
 
@@ -19,10 +21,12 @@ pub enum AuditAction {
     SignOutEverywhere,
     Delete,
     SetPassword,
+    /// A Kakao account was linked to an existing record (a pre-provisioned account claimed).
+    Link,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 7] = [
+    pub const ALL: [AuditAction; 8] = [
         AuditAction::Create,
         AuditAction::Update,
         AuditAction::Activate,
@@ -30,6 +34,7 @@ impl AuditAction {
         AuditAction::SignOutEverywhere,
         AuditAction::Delete,
         AuditAction::SetPassword,
+        AuditAction::Link,
     ];
 
     /// The stored name.
@@ -42,24 +47,12 @@ impl AuditAction {
             AuditAction::SignOutEverywhere => "sign_out_everywhere",
             AuditAction::Delete => "delete",
             AuditAction::SetPassword => "set_password",
+            AuditAction::Link => "link",
         }
     }
 
     pub fn parse(s: &str) -> Option<AuditAction> {
         AuditAction::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-
-    /// What the admin pages call it.
-    pub fn label(self) -> &'static str {
-        match self {
-            AuditAction::Create => "생성",
-            AuditAction::Update => "수정",
-            AuditAction::Activate => "활성화",
-            AuditAction::Deactivate => "비활성화",
-            AuditAction::SignOutEverywhere => "모든 기기에서 로그아웃",
-            AuditAction::Delete => "삭제",
-            AuditAction::SetPassword => "비상 비밀번호 설정",
-        }
     }
 }
 
@@ -69,7 +62,7 @@ impl AuditAction {
 pub struct AuditEntry {
     pub id: i64,
     pub at: NaiveDateTime,
-    /// `None` when the change came from the command line.
+    /// `None` when the change came from the command line or from Kakao.
     pub actor_id: Option<i64>,
     pub actor_email: String,
     pub target_id: Option<i64>,
@@ -77,6 +70,8 @@ pub struct AuditEntry {
     pub action: String,
     /// JSON list of `{"field","old","new"}`.
     pub changes: String,
+    /// The door: `api`, `admin`, `profile`, `kakao_login`, `cli` or `kakao` (see `Actor::via`).
+    pub via: String,
 }
 
 /// One field change as read back from a row.
@@ -104,26 +99,35 @@ struct NewAuditEntry<'a> {
     target_email: &'a str,
     action: &'a str,
     changes: String,
+    via: &'a str,
 }
 
-/// Write one entry. Call it inside the transaction of the change it records.
-pub fn record(
+/// Write one entry. Only the change service calls it, inside the transaction of the change it
+/// records. A person signing in with Kakao is recorded as acting on their own record.
+pub(super) fn record(
     conn: &mut DbConnection,
-    actor: Option<&User>,
+    actor: &Actor,
     target: &User,
     action: AuditAction,
     changes: &[FieldChange],
 ) -> QueryResult<()> {
     let changes = serde_json::to_string(changes).unwrap_or_else(|_| "[]".to_owned());
+    let (actor_id, actor_email) = match actor {
+        Actor::User(user, _) => (Some(user.id), user.email.as_str()),
+        Actor::KakaoSignIn => (Some(target.id), target.email.as_str()),
+        Actor::Cli => (None, "(command line)"),
+        Actor::Kakao => (None, "(Kakao)"),
+    };
     diesel::insert_into(audit_log::table)
         .values(NewAuditEntry {
             at: db::now(),
-            actor_id: actor.map(|a| a.id),
-            actor_email: actor.map_or("(command line)", |a| a.email.as_str()),
+            actor_id,
+            actor_email,
             target_id: Some(target.id),
             target_email: &target.email,
             action: action.as_str(),
             changes,
+            via: actor.via(),
         })
         .execute(conn)?;
     Ok(())

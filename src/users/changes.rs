@@ -1,14 +1,29 @@
-//! Changes made to users by someone (themselves, staff or a superuser): create, update, delete,
-//! sign out everywhere. Each checks the permission policy, validates with `UserManager`'s
-//! rules, keeps at least one active superuser, and reports what changed (for the audit log).
+//! The one way a user changes. Every door calls a function here, naming its [`Actor`]: the
+//! JSON API, the admin pages, the profile page, the command line, Kakao sign-in
+//! (`users::signin`) and Kakao itself. Each public function, in one transaction:
+//!
+//! 1. checks the permission policy for that actor (`users::permissions`),
+//! 2. validates with `UserManager`'s rules and keeps at least one active superuser,
+//! 3. applies the change,
+//! 4. writes exactly one audit row naming the actor, the door, the target and each field's
+//!    old -> new value (nothing is recorded when nothing changed).
+//!
+//! The transaction runs again as a whole when a concurrent writer gets in the way (one retry
+//! loop per call; the `*_in` helpers never retry). Nothing else writes `users`,
+//! `social_accounts` or `staff_passwords`: the repo's writes are visible to `users` only.
+//!
+//! Sessions: a user's sessions end when their `session_epoch` is bumped (sign out everywhere,
+//! deactivation). The session records themselves belong to sign-in (`auth`), which only honours
+//! records of the current epoch, so this service never touches them.
 
-use diesel::prelude::*;
-
-use super::manager::{CreateUser, FieldErrors, UserError, UserManager};
-use super::model::{User, UserChanges};
-use super::permissions::{self, Role, UserField};
+use super::audit::{self, AuditAction};
+use super::manager::{CreateUser, FieldErrors, UserManager};
+use super::model::{NewSocialAccount, NewUser, User, UserChanges};
+use super::passwords;
+use super::permissions::{Actor, Role, UserField};
 use super::repo;
-use crate::db::{self, DbConnection, DbError};
+use crate::db::{self, DbConnection, DbError, DbPool};
+use crate::kakao::KakaoClient;
 
 /// What someone asks to change; `None` leaves a field alone, `Some(None)` clears it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,26 +39,25 @@ pub struct UserPatch {
 impl UserPatch {
     /// The fields this patch touches.
     pub fn fields(&self) -> Vec<UserField> {
-        let mut fields = Vec::new();
-        if self.name.is_some() {
-            fields.push(UserField::Name);
+        [
+            (UserField::Name, self.name.is_some()),
+            (UserField::Age, self.age.is_some()),
+            (UserField::Email, self.email.is_some()),
+            (UserField::IsActive, self.is_active.is_some()),
+            (UserField::IsStaff, self.is_staff.is_some()),
+            (UserField::IsSuperuser, self.is_superuser.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, present)| present.then_some(field))
+        .collect()
+    }
+
+    /// Only the active flag, set to `active` (the activate and deactivate buttons).
+    pub fn active(active: bool) -> UserPatch {
+        UserPatch {
+            is_active: Some(active),
+            ..UserPatch::default()
         }
-        if self.age.is_some() {
-            fields.push(UserField::Age);
-        }
-        if self.email.is_some() {
-            fields.push(UserField::Email);
-        }
-        if self.is_active.is_some() {
-            fields.push(UserField::IsActive);
-        }
-        if self.is_staff.is_some() {
-            fields.push(UserField::IsStaff);
-        }
-        if self.is_superuser.is_some() {
-            fields.push(UserField::IsSuperuser);
-        }
-        fields
     }
 }
 
@@ -58,6 +72,7 @@ pub struct FieldChange {
 /// Why a change was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
+    /// No such user, or one the actor may not even know exists.
     #[error("no such user")]
     NotFound,
     #[error("not allowed: {0}")]
@@ -69,43 +84,66 @@ pub enum ChangeError {
     #[error("the last active superuser cannot be demoted, deactivated or deleted")]
     LastSuperuser,
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(DbError),
+}
+
+impl From<DbError> for ChangeError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => ChangeError::NotFound,
+            // The only unique key a change can collide on is the email.
+            DbError::Unique(_) => ChangeError::DuplicateEmail,
+            other => ChangeError::Db(other),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for ChangeError {
     fn from(e: diesel::result::Error) -> Self {
-        match e {
-            diesel::result::Error::NotFound => ChangeError::NotFound,
-            e if db::is_unique_violation(&e) => ChangeError::DuplicateEmail,
-            e => ChangeError::Db(DbError::Query(e)),
-        }
+        ChangeError::from(DbError::from(e))
     }
 }
 
-impl From<UserError> for ChangeError {
-    fn from(e: UserError) -> Self {
-        match e {
-            UserError::Invalid(f) => ChangeError::Invalid(f),
-            UserError::DuplicateEmail => ChangeError::DuplicateEmail,
-            UserError::Db(e) => ChangeError::Db(e),
-        }
+impl ChangeError {
+    fn forbidden(why: &str) -> ChangeError {
+        ChangeError::Forbidden(why.to_owned())
     }
 }
 
-fn retryable(e: &ChangeError) -> bool {
-    matches!(e, ChangeError::Db(DbError::Query(q)) if db::is_retryable(q))
+/// Run `f` in one write transaction, again as a whole when a concurrent writer got in the way.
+fn in_transaction<T>(
+    conn: &mut DbConnection,
+    f: impl FnMut(&mut DbConnection) -> Result<T, ChangeError>,
+) -> Result<T, ChangeError> {
+    db::transaction_with_retry(conn, |e| matches!(e, ChangeError::Db(d) if d.is_busy()), f)
 }
 
-#[derive(QueryableByName)]
+/// The user `target_id`, if `actor` may know of them.
+fn visible_target(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    target_id: i64,
+) -> Result<User, ChangeError> {
+    if !actor.may_view(target_id) {
+        return Err(ChangeError::NotFound);
+    }
+    repo::find_user(conn, target_id)?.ok_or(ChangeError::NotFound)
+}
+
+#[derive(diesel::QueryableByName)]
 struct IdRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    #[allow(dead_code)]
+    #[expect(
+        dead_code,
+        reason = "the rows are only counted; loading them takes their locks"
+    )]
     id: i64,
 }
 
 /// How many active superusers there are, locking their rows on PostgreSQL so that two
 /// concurrent demotions cannot both see "there is another one". (SQLite has one writer.)
-fn active_superusers(conn: &mut DbConnection) -> QueryResult<usize> {
+fn active_superusers(conn: &mut DbConnection) -> diesel::QueryResult<usize> {
+    use diesel::RunQueryDsl;
     const SQL: &str = "SELECT id FROM users WHERE is_superuser AND is_active";
     match conn {
         DbConnection::Postgresql(c) => Ok(diesel::sql_query(format!("{SQL} FOR UPDATE"))
@@ -115,6 +153,7 @@ fn active_superusers(conn: &mut DbConnection) -> QueryResult<usize> {
     }
 }
 
+/// Refuse a change that would leave no active superuser.
 fn guard_last_superuser(conn: &mut DbConnection, target: &User) -> Result<(), ChangeError> {
     if target.is_superuser && target.is_active && active_superusers(conn)? <= 1 {
         return Err(ChangeError::LastSuperuser);
@@ -122,33 +161,144 @@ fn guard_last_superuser(conn: &mut DbConnection, target: &User) -> Result<(), Ch
     Ok(())
 }
 
-fn show<T: std::fmt::Display>(v: &Option<T>) -> String {
+/// An optional value as the audit log writes it.
+fn audit_text<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "null".to_owned(), T::to_string)
 }
 
-/// Apply `patch` to user `target_id` on behalf of `actor`.
-pub fn update_user(
+/// A user's fields as changes from nothing (creation), or to nothing (deletion, `gone`).
+fn snapshot(user: &User, gone: bool) -> Vec<FieldChange> {
+    [
+        ("email", user.email.clone()),
+        ("name", audit_text(&user.name)),
+        ("age", audit_text(&user.age)),
+        ("is_active", user.is_active.to_string()),
+        ("is_staff", user.is_staff.to_string()),
+        ("is_superuser", user.is_superuser.to_string()),
+    ]
+    .into_iter()
+    .map(|(field, value)| {
+        let null = "null".to_owned();
+        let (old, new) = if gone { (value, null) } else { (null, value) };
+        FieldChange { field, old, new }
+    })
+    .collect()
+}
+
+// ---- create -------------------------------------------------------------------------------
+
+/// Create a user of `role` through `UserManager`'s rules, on behalf of `actor`.
+pub fn create_user(
     conn: &mut DbConnection,
-    actor: &User,
-    target_id: i64,
-    patch: &UserPatch,
-) -> Result<(User, Vec<FieldChange>), ChangeError> {
-    db::transaction_with_retry(conn, retryable, |conn| {
-        update_once(conn, actor, target_id, patch)
+    actor: &Actor,
+    input: &CreateUser,
+    role: Role,
+) -> Result<User, ChangeError> {
+    if !actor.may_create(role) {
+        return Err(ChangeError::forbidden(match role {
+            Role::Member => "only staff create users",
+            _ => "only superusers create staff or superusers",
+        }));
+    }
+    let new = match role {
+        Role::Member => UserManager::create_user(input),
+        Role::Staff => UserManager::create_staff(input),
+        Role::Superuser => UserManager::create_superuser(input),
+    }
+    .map_err(ChangeError::Invalid)?;
+    in_transaction(conn, |conn| {
+        let user = insert_in(conn, &new)?;
+        audit::record(
+            conn,
+            actor,
+            &user,
+            AuditAction::Create,
+            &snapshot(&user, false),
+        )?;
+        Ok(user)
     })
 }
 
-fn update_once(
+/// Insert a validated user; an email already in use is `DuplicateEmail`.
+fn insert_in(conn: &mut DbConnection, new: &NewUser) -> Result<User, ChangeError> {
+    if repo::find_user_by_email(conn, &new.email)?.is_some() {
+        return Err(ChangeError::DuplicateEmail);
+    }
+    // The unique index still decides under concurrency; its violation is DuplicateEmail too.
+    Ok(repo::insert_user(conn, new)?)
+}
+
+// ---- update -------------------------------------------------------------------------------
+
+/// A change that was applied: the user as they are now, and what changed.
+#[derive(Debug, Clone)]
+pub struct Updated {
+    pub user: User,
+    pub changes: Vec<FieldChange>,
+}
+
+/// Apply `patch` to user `target_id` on behalf of `actor` (PATCH: any subset of fields).
+pub fn update_user(
     conn: &mut DbConnection,
-    actor: &User,
+    actor: &Actor,
     target_id: i64,
     patch: &UserPatch,
-) -> Result<(User, Vec<FieldChange>), ChangeError> {
-    if !permissions::can_view(actor, target_id) {
-        return Err(ChangeError::NotFound);
+) -> Result<Updated, ChangeError> {
+    in_transaction(conn, |conn| update_in(conn, actor, target_id, patch, false))
+}
+
+/// As `update_user`, but every field the actor may change must be in `patch` (PUT).
+pub fn replace_user(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    target_id: i64,
+    patch: &UserPatch,
+) -> Result<Updated, ChangeError> {
+    in_transaction(conn, |conn| update_in(conn, actor, target_id, patch, true))
+}
+
+/// The audit action of a set of changes: the (de)activate buttons' own when only the active
+/// flag changed, whichever door it came through.
+fn update_action(changes: &[FieldChange]) -> AuditAction {
+    match changes {
+        [only] if only.field == "is_active" && only.new == "true" => AuditAction::Activate,
+        [only] if only.field == "is_active" => AuditAction::Deactivate,
+        _ => AuditAction::Update,
     }
-    let target = repo::find_user(conn, target_id)?.ok_or(ChangeError::NotFound)?;
-    let allowed = permissions::editable_fields(actor, &target);
+}
+
+/// What is wrong with the values of `patch` by `UserManager`'s field rules (uniqueness aside).
+/// Forms call it too, to show every problem at once when one of their fields did not parse.
+pub fn field_problems(patch: &UserPatch) -> FieldErrors {
+    let mut errors = FieldErrors::default();
+    if let Some(Some(name)) = &patch.name
+        && let Some(n) = UserManager::normalize_name(Some(name))
+        && let Some(p) = UserManager::name_problem(&n)
+    {
+        errors.add("name", p);
+    }
+    if let Some(Some(age)) = patch.age
+        && let Some(p) = UserManager::age_problem(age)
+    {
+        errors.add("age", p);
+    }
+    if let Some(email) = &patch.email
+        && let Some(p) = UserManager::email_problem(&UserManager::normalize_email(email))
+    {
+        errors.add("email", p);
+    }
+    errors
+}
+
+fn update_in(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    target_id: i64,
+    patch: &UserPatch,
+    require_all: bool,
+) -> Result<Updated, ChangeError> {
+    let target = visible_target(conn, actor, target_id)?;
+    let allowed = actor.editable_fields(&target);
     let refused: Vec<&str> = patch
         .fields()
         .into_iter()
@@ -161,63 +311,53 @@ fn update_once(
             refused.join(", ")
         )));
     }
-
     let mut errors = FieldErrors::default();
+    if require_all {
+        let sent = patch.fields();
+        for field in &allowed {
+            if !sent.contains(field) {
+                errors.add(field.as_str(), "이 필드는 필수입니다.");
+            }
+        }
+    }
+    errors.merge(field_problems(patch));
     let name = patch
         .name
         .as_ref()
         .map(|n| UserManager::normalize_name(n.as_deref()));
-    if let Some(Some(n)) = &name
-        && let Some(p) = UserManager::name_problem(n)
-    {
-        errors.add("name", p);
-    }
-    if let Some(Some(age)) = patch.age
-        && let Some(p) = UserManager::age_problem(age)
-    {
-        errors.add("age", p);
-    }
     let email = patch.email.as_deref().map(UserManager::normalize_email);
-    if let Some(e) = &email
-        && let Some(p) = UserManager::email_problem(e)
-    {
-        errors.add("email", p);
-    }
-    if !errors.is_empty() {
-        return Err(ChangeError::Invalid(errors));
-    }
+    errors.into_result().map_err(ChangeError::Invalid)?;
     if let Some(e) = &email
         && *e != target.email
         && repo::find_user_by_email(conn, e)?.is_some()
     {
         return Err(ChangeError::DuplicateEmail);
     }
-    let demoting = patch.is_superuser == Some(false) || patch.is_active == Some(false);
-    if demoting {
+    if patch.is_superuser == Some(false) || patch.is_active == Some(false) {
         guard_last_superuser(conn, &target)?;
     }
 
-    let mut changes = UserChanges::default();
+    let mut row = UserChanges::default();
     let mut log = Vec::new();
     if let Some(n) = name
         && n != target.name
     {
         log.push(FieldChange {
             field: "name",
-            old: show(&target.name),
-            new: show(&n),
+            old: audit_text(&target.name),
+            new: audit_text(&n),
         });
-        changes.name = Some(n);
+        row.name = Some(n);
     }
     if let Some(a) = patch.age
         && a != target.age
     {
         log.push(FieldChange {
             field: "age",
-            old: show(&target.age),
-            new: show(&a),
+            old: audit_text(&target.age),
+            new: audit_text(&a),
         });
-        changes.age = Some(a);
+        row.age = Some(a);
     }
     if let Some(e) = email
         && e != target.email
@@ -227,26 +367,26 @@ fn update_once(
             old: target.email.clone(),
             new: e.clone(),
         });
-        changes.email = Some(e);
+        row.email = Some(e);
     }
     for (field, wanted, current, slot) in [
         (
             "is_active",
             patch.is_active,
             target.is_active,
-            &mut changes.is_active,
+            &mut row.is_active,
         ),
         (
             "is_staff",
             patch.is_staff,
             target.is_staff,
-            &mut changes.is_staff,
+            &mut row.is_staff,
         ),
         (
             "is_superuser",
             patch.is_superuser,
             target.is_superuser,
-            &mut changes.is_superuser,
+            &mut row.is_superuser,
         ),
     ] {
         if let Some(w) = wanted
@@ -260,14 +400,68 @@ fn update_once(
             *slot = Some(w);
         }
     }
-    let updated = repo::update_user(conn, target.id, &changes)?;
-    if changes.is_active == Some(false) {
-        repo::delete_user_sessions(conn, target.id)?;
+    if log.is_empty() {
+        return Ok(Updated {
+            user: target,
+            changes: log,
+        });
     }
-    Ok((updated, log))
+    if row.is_active == Some(false) {
+        // Deactivation ends every session, so reactivating later revives none of them.
+        row.session_epoch = Some(target.session_epoch + 1);
+    }
+    let user = repo::update_user(conn, target.id, &row)?;
+    audit::record(conn, actor, &user, update_action(&log), &log)?;
+    Ok(Updated { user, changes: log })
 }
 
-/// A deleted user and the Kakao id that was linked (to unlink at Kakao).
+// ---- sessions -----------------------------------------------------------------------------
+
+/// End every session of user `target_id` ("sign out everywhere"), on behalf of `actor`.
+pub fn sign_out_everywhere(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    target_id: i64,
+) -> Result<User, ChangeError> {
+    in_transaction(conn, |conn| sign_out_everywhere_in(conn, actor, target_id))
+}
+
+fn sign_out_everywhere_in(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    target_id: i64,
+) -> Result<User, ChangeError> {
+    let target = visible_target(conn, actor, target_id)?;
+    if !actor.may_end_sessions(&target) {
+        return Err(ChangeError::forbidden("you may not sign this user out"));
+    }
+    let epoch = target.session_epoch + 1;
+    let user = repo::update_user(
+        conn,
+        target.id,
+        &UserChanges {
+            session_epoch: Some(epoch),
+            ..UserChanges::default()
+        },
+    )?;
+    let change = FieldChange {
+        field: "session_epoch",
+        old: target.session_epoch.to_string(),
+        new: epoch.to_string(),
+    };
+    audit::record(
+        conn,
+        actor,
+        &user,
+        AuditAction::SignOutEverywhere,
+        &[change],
+    )?;
+    Ok(user)
+}
+
+// ---- delete -------------------------------------------------------------------------------
+
+/// A deleted user and the Kakao account that was linked (to unlink at Kakao).
 #[derive(Debug, Clone)]
 pub struct Deleted {
     pub user: User,
@@ -275,25 +469,27 @@ pub struct Deleted {
 }
 
 /// Delete user `target_id` on behalf of `actor` (superusers; or the user themself, leaving).
+/// The audit row keeps the deleted values.
 pub fn delete_user(
     conn: &mut DbConnection,
-    actor: &User,
+    actor: &Actor,
     target_id: i64,
 ) -> Result<Deleted, ChangeError> {
-    db::transaction_with_retry(conn, retryable, |conn| {
-        let is_self = actor.id == target_id;
-        if !permissions::can_view(actor, target_id) {
-            return Err(ChangeError::NotFound);
+    in_transaction(conn, |conn| {
+        let target = visible_target(conn, actor, target_id)?;
+        if !actor.may_delete(&target) {
+            return Err(ChangeError::forbidden("only superusers delete users"));
         }
-        if !is_self && !permissions::can_delete(actor) {
-            return Err(ChangeError::Forbidden(
-                "only superusers delete users".into(),
-            ));
-        }
-        let target = repo::find_user(conn, target_id)?.ok_or(ChangeError::NotFound)?;
         guard_last_superuser(conn, &target)?;
         let kakao_id = repo::find_social_for_user(conn, target.id, "kakao")?.map(|s| s.uid);
         repo::delete_user(conn, target.id)?;
+        audit::record(
+            conn,
+            actor,
+            &target,
+            AuditAction::Delete,
+            &snapshot(&target, true),
+        )?;
         Ok(Deleted {
             user: target,
             kakao_id,
@@ -301,38 +497,320 @@ pub fn delete_user(
     })
 }
 
-/// Create a user of `role` on behalf of `actor`, through `UserManager`.
-pub fn create_user(
-    conn: &mut DbConnection,
-    actor: &User,
-    input: &CreateUser,
-    role: Role,
-) -> Result<User, ChangeError> {
-    if !permissions::can_create(actor, role) {
-        return Err(ChangeError::Forbidden(match role {
-            Role::Member => "only staff create users".into(),
-            _ => "only superusers create staff or superusers".into(),
-        }));
+/// What became of the Kakao link of a deleted user. The same words on every face: the API's
+/// `kakao_unlink` field and the admin's notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KakaoUnlink {
+    /// Kakao confirmed the unlink.
+    Unlinked,
+    /// The user had no Kakao link.
+    NotLinked,
+    /// No admin key is configured, so Kakao was not asked.
+    NotConfigured,
+    /// Kakao refused or could not be reached; the reason, for the operator.
+    Failed(String),
+}
+
+impl KakaoUnlink {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KakaoUnlink::Unlinked => "unlinked",
+            KakaoUnlink::NotLinked => "not_linked",
+            KakaoUnlink::NotConfigured => "not_configured",
+            KakaoUnlink::Failed(_) => "failed",
+        }
     }
-    let user = match role {
-        Role::Member => UserManager::create_user(conn, input)?,
-        Role::Staff => UserManager::create_staff(conn, input)?,
-        Role::Superuser => UserManager::create_superuser(conn, input)?,
+}
+
+/// A user deleted here, and what Kakao said about the link.
+#[derive(Debug, Clone)]
+pub struct Removed {
+    pub user: User,
+    pub kakao: KakaoUnlink,
+}
+
+/// Delete a user (as `delete_user`), then unlink them at Kakao with the admin key. The user is
+/// gone here whatever Kakao answers; a failure there is in the outcome, and in the log.
+pub async fn remove_user(
+    pool: &DbPool,
+    kakao: &KakaoClient,
+    actor: Actor,
+    target_id: i64,
+) -> Result<Removed, ChangeError> {
+    let actor_id = actor.user().map(|u| u.id);
+    let Deleted { user, kakao_id } =
+        db::run(pool, move |conn| delete_user(conn, &actor, target_id)).await?;
+    log::info!(
+        "event=user.deleted actor_id={} user_id={}",
+        actor_id.map_or_else(|| "-".to_owned(), |id| id.to_string()),
+        user.id
+    );
+    let outcome = match kakao_id {
+        None => KakaoUnlink::NotLinked,
+        Some(kid) => match kakao.unlink_user(kid).await {
+            Ok(Some(_)) => KakaoUnlink::Unlinked,
+            Ok(None) => KakaoUnlink::NotConfigured,
+            Err(e) => {
+                log::error!(
+                    "event=kakao.unlink.failed user_id={} kakao_id={kid} code={} error=\"{e}\"",
+                    user.id,
+                    e.log_code()
+                );
+                KakaoUnlink::Failed(e.to_string())
+            }
+        },
     };
+    Ok(Removed {
+        user,
+        kakao: outcome,
+    })
+}
+
+// ---- bulk ---------------------------------------------------------------------------------
+
+/// What a bulk action does to each selected user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BulkAction {
+    Activate,
+    Deactivate,
+    SignOut,
+}
+
+impl BulkAction {
+    pub fn parse(s: &str) -> Option<BulkAction> {
+        match s {
+            "activate" => Some(BulkAction::Activate),
+            "deactivate" => Some(BulkAction::Deactivate),
+            "sign_out" => Some(BulkAction::SignOut),
+            _ => None,
+        }
+    }
+}
+
+/// How a bulk action went: applied to some, skipped (refused: no permission, the last
+/// superuser, gone) for the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BulkOutcome {
+    pub applied: usize,
+    pub skipped: usize,
+}
+
+/// Most users one bulk action may touch.
+pub const BULK_MAX: usize = 200;
+
+/// Apply `action` to each of `ids` on behalf of `actor`, each through the same rules and with
+/// its own audit row, all in one transaction. A refusal skips that user; a database failure
+/// undoes the lot.
+pub fn bulk(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    ids: &[i64],
+    action: BulkAction,
+) -> Result<BulkOutcome, ChangeError> {
+    if ids.len() > BULK_MAX {
+        return Err(ChangeError::Invalid(FieldErrors::single(
+            "ids",
+            format!("한 번에 {BULK_MAX}명까지 선택할 수 있습니다."),
+        )));
+    }
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    in_transaction(conn, |conn| {
+        let mut outcome = BulkOutcome::default();
+        for &id in &ids {
+            let done = match action {
+                BulkAction::Activate => {
+                    update_in(conn, actor, id, &UserPatch::active(true), false).map(drop)
+                }
+                BulkAction::Deactivate => {
+                    update_in(conn, actor, id, &UserPatch::active(false), false).map(drop)
+                }
+                BulkAction::SignOut => sign_out_everywhere_in(conn, actor, id).map(drop),
+            };
+            match done {
+                Ok(()) => outcome.applied += 1,
+                Err(e @ ChangeError::Db(_)) => return Err(e),
+                Err(_) => outcome.skipped += 1,
+            }
+        }
+        Ok(outcome)
+    })
+}
+
+// ---- break-glass passwords ----------------------------------------------------------------
+
+/// Set the break-glass password of the staff member with `email` (the operator only).
+pub fn set_password(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    email: &str,
+    password: &str,
+) -> Result<User, ChangeError> {
+    if !actor.may_set_password() {
+        return Err(ChangeError::forbidden(
+            "break-glass passwords are set on the server only",
+        ));
+    }
+    let hash = passwords::hash_password(password).map_err(ChangeError::Invalid)?;
+    let email = UserManager::normalize_email(email);
+    in_transaction(conn, |conn| {
+        let user = repo::find_user_by_email(conn, &email)?.ok_or(ChangeError::NotFound)?;
+        if !super::permissions::is_raised(&user) {
+            return Err(ChangeError::forbidden(
+                "only staff may have a break-glass password",
+            ));
+        }
+        repo::set_staff_password_hash(conn, user.id, &hash, db::now())?;
+        audit::record(conn, actor, &user, AuditAction::SetPassword, &[])?;
+        Ok(user)
+    })
+}
+
+// ---- sign-in (only `users::signin` calls these, inside its own transaction) ---------------
+
+/// A Kakao account to link: its id and the profile as Kakao sent it.
+pub(super) struct KakaoLink<'a> {
+    pub kakao_id: i64,
+    pub profile_json: &'a str,
+}
+
+fn insert_link(
+    conn: &mut DbConnection,
+    user: &User,
+    link: &KakaoLink,
+    now: chrono::NaiveDateTime,
+) -> Result<(), DbError> {
+    repo::insert_social(
+        conn,
+        &NewSocialAccount {
+            user_id: user.id,
+            provider: super::model::Provider::Kakao.as_str().to_owned(),
+            uid: link.kakao_id,
+            extra_data: link.profile_json.to_owned(),
+            connected_at: now,
+            last_login: now,
+        },
+    )?;
+    Ok(())
+}
+
+fn kakao_id_change(kakao_id: i64) -> FieldChange {
+    FieldChange {
+        field: "kakao_id",
+        old: "null".to_owned(),
+        new: kakao_id.to_string(),
+    }
+}
+
+/// A new member signing up with Kakao: the user (already validated by `UserManager`) and its
+/// link, recorded as created by the person through Kakao sign-in.
+/// A taken email is a unique violation here: the sign-in's retry then reads the winner's rows.
+pub(super) fn sign_up_in(
+    conn: &mut DbConnection,
+    new: &NewUser,
+    link: &KakaoLink,
+) -> Result<User, DbError> {
+    let now = db::now();
+    let user = match insert_in(conn, new) {
+        Ok(user) => user,
+        Err(ChangeError::Db(e)) => return Err(e),
+        Err(_) => return Err(DbError::Unique("users_email_key".to_owned())),
+    };
+    insert_link(conn, &user, link, now)?;
+    let mut log = snapshot(&user, false);
+    log.push(kakao_id_change(link.kakao_id));
+    audit::record(conn, &Actor::KakaoSignIn, &user, AuditAction::Create, &log)?;
     Ok(user)
 }
 
-/// End every session of user `target_id` ("sign out everywhere"); returns how many ended.
-pub fn sign_out_everywhere(
+/// A pre-provisioned account claimed by the person with its verified email: the link,
+/// recorded as the person's own doing. Flags are never touched.
+pub(super) fn claim_in(
     conn: &mut DbConnection,
-    actor: &User,
-    target_id: i64,
-) -> Result<usize, ChangeError> {
-    let target = repo::find_user(conn, target_id)?.ok_or(ChangeError::NotFound)?;
-    if actor.id != target.id && !permissions::can_manage(actor, &target) {
-        return Err(ChangeError::Forbidden(
-            "you may not sign this user out".into(),
-        ));
+    user: &User,
+    link: &KakaoLink,
+) -> Result<(), DbError> {
+    insert_link(conn, user, link, db::now())?;
+    audit::record(
+        conn,
+        &Actor::KakaoSignIn,
+        user,
+        AuditAction::Link,
+        &[kakao_id_change(link.kakao_id)],
+    )?;
+    Ok(())
+}
+
+/// Book-keeping of a sign-in, not a change anyone made (so no audit row): the time, and the
+/// Kakao profile as last seen.
+pub(super) fn note_sign_in_in(
+    conn: &mut DbConnection,
+    user_id: i64,
+    kakao: Option<(i64, &str)>,
+) -> Result<User, DbError> {
+    let now = db::now();
+    if let Some((social_id, profile_json)) = kakao {
+        repo::touch_social(conn, social_id, profile_json, now)?;
     }
-    Ok(repo::delete_user_sessions(conn, target.id)?)
+    Ok(repo::update_user(
+        conn,
+        user_id,
+        &UserChanges {
+            last_login: Some(Some(now)),
+            ..UserChanges::default()
+        },
+    )?)
+}
+
+/// `note_sign_in_in` in a transaction of its own (the break-glass sign-in).
+pub fn note_sign_in(conn: &mut DbConnection, user_id: i64) -> Result<User, DbError> {
+    db::transaction_with_retry(conn, DbError::is_busy, |conn| {
+        note_sign_in_in(conn, user_id, None)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(field: &'static str, old: &str, new: &str) -> FieldChange {
+        FieldChange {
+            field,
+            old: old.into(),
+            new: new.into(),
+        }
+    }
+
+    #[test]
+    fn the_action_is_named_by_what_changed() {
+        assert_eq!(
+            update_action(&[change("is_active", "false", "true")]),
+            AuditAction::Activate
+        );
+        assert_eq!(
+            update_action(&[change("is_active", "true", "false")]),
+            AuditAction::Deactivate
+        );
+        assert_eq!(
+            update_action(&[
+                change("is_active", "true", "false"),
+                change("name", "a", "b")
+            ]),
+            AuditAction::Update
+        );
+    }
+
+    #[test]
+    fn patches_list_the_fields_they_touch() {
+        let patch = UserPatch {
+            name: Some(None),
+            is_staff: Some(true),
+            ..UserPatch::default()
+        };
+        assert_eq!(patch.fields(), vec![UserField::Name, UserField::IsStaff]);
+        assert_eq!(UserPatch::active(false).fields(), vec![UserField::IsActive]);
+        assert_eq!(BulkAction::parse("sign_out"), Some(BulkAction::SignOut));
+        assert_eq!(BulkAction::parse("drop"), None);
+    }
 }

@@ -1,14 +1,15 @@
-//! `UserManager`: the one way users are created, as Django's `BaseUserManager`.
+//! `UserManager`: the rules that make a user, as Django's `BaseUserManager`.
 //!
 //! `create_user` normalizes and validates every field and makes an ordinary user (staff and
-//! superuser flags false); `create_superuser` does the same and sets both flags. The CLI, Kakao
-//! sign-in, the API and the admin all create users through here.
+//! superuser flags false); `create_superuser` does the same and sets both flags, refusing an
+//! explicit `false` as Django does. They build the validated [`NewUser`]; inserting it (with
+//! the uniqueness check, the permission check and the audit row) is the change service's job,
+//! `users::changes::create_user`, which the CLI, Kakao sign-up, the API and the admin all call.
 
 use std::collections::BTreeMap;
 
-use super::model::{NewUser, Provider, User};
-use super::repo;
-use crate::db::{self, DbConnection};
+use super::model::{NewUser, Provider};
+use crate::db;
 
 /// Longest email accepted (RFC 5321 path limit).
 pub const EMAIL_MAX: usize = 254;
@@ -18,8 +19,7 @@ pub const NAME_MAX: usize = 50;
 pub const AGE_MAX: i32 = 150;
 
 /// Field name -> messages, shaped like DRF's validation errors.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldErrors(pub BTreeMap<String, Vec<String>>);
 
 impl FieldErrors {
@@ -35,7 +35,19 @@ impl FieldErrors {
     pub fn get(&self, field: &str) -> &[String] {
         self.0.get(field).map(Vec::as_slice).unwrap_or(&[])
     }
-    fn into_result(self) -> Result<(), FieldErrors> {
+    /// Add every message of `other`.
+    pub fn merge(&mut self, other: FieldErrors) {
+        for (field, messages) in other.0 {
+            self.0.entry(field).or_default().extend(messages);
+        }
+    }
+    /// One field with one message.
+    pub fn single(field: &str, message: impl Into<String>) -> FieldErrors {
+        let mut errors = FieldErrors::default();
+        errors.add(field, message);
+        errors
+    }
+    pub fn into_result(self) -> Result<(), FieldErrors> {
         if self.is_empty() { Ok(()) } else { Err(self) }
     }
 }
@@ -48,27 +60,6 @@ impl std::fmt::Display for FieldErrors {
             .map(|(k, v)| format!("{k}: {}", v.join(" ")))
             .collect();
         f.write_str(&parts.join("; "))
-    }
-}
-
-/// Why a user could not be created or changed.
-#[derive(Debug, thiserror::Error)]
-pub enum UserError {
-    #[error("invalid fields: {0}")]
-    Invalid(FieldErrors),
-    #[error("a user with this email already exists")]
-    DuplicateEmail,
-    #[error(transparent)]
-    Db(#[from] db::DbError),
-}
-
-impl From<diesel::result::Error> for UserError {
-    fn from(e: diesel::result::Error) -> Self {
-        if db::is_unique_violation(&e) {
-            UserError::DuplicateEmail
-        } else {
-            UserError::Db(db::DbError::Query(e))
-        }
     }
 }
 
@@ -154,7 +145,7 @@ impl UserManager {
         }
     }
 
-    /// Validate and normalize everything but uniqueness.
+    /// Validate and normalize everything but uniqueness (the database's to decide).
     fn prepare(input: &CreateUser) -> Result<NewUser, FieldErrors> {
         let mut errors = FieldErrors::default();
         let email = Self::normalize_email(&input.email);
@@ -193,16 +184,9 @@ impl UserManager {
         })
     }
 
-    fn insert(conn: &mut DbConnection, new: &NewUser) -> Result<User, UserError> {
-        if repo::find_user_by_email(conn, &new.email)?.is_some() {
-            return Err(UserError::DuplicateEmail);
-        }
-        // The unique index still decides under concurrency; its violation maps to DuplicateEmail.
-        Ok(repo::insert_user(conn, new)?)
-    }
-
-    /// Create an ordinary user: `is_staff` and `is_superuser` are false.
-    pub fn create_user(conn: &mut DbConnection, input: &CreateUser) -> Result<User, UserError> {
+    /// An ordinary user: `is_staff` and `is_superuser` are false, and asking for either is
+    /// refused (Django's `create_user`).
+    pub fn create_user(input: &CreateUser) -> Result<NewUser, FieldErrors> {
         let mut errors = FieldErrors::default();
         if input.is_staff == Some(true) {
             errors.add(
@@ -216,17 +200,13 @@ impl UserManager {
                 "create_user는 슈퍼유저를 만들지 않습니다. create_superuser를 쓰세요.",
             );
         }
-        errors.into_result().map_err(UserError::Invalid)?;
-        let new = Self::prepare(input).map_err(UserError::Invalid)?;
-        Self::insert(conn, &new)
+        errors.into_result()?;
+        Self::prepare(input)
     }
 
-    /// Create a superuser: validated as `create_user`, then staff and superuser. Like Django,
-    /// an explicit `is_staff=false` or `is_superuser=false` is refused.
-    pub fn create_superuser(
-        conn: &mut DbConnection,
-        input: &CreateUser,
-    ) -> Result<User, UserError> {
+    /// A superuser: validated as `create_user`, then staff and superuser. Like Django, an
+    /// explicit `is_staff=false` or `is_superuser=false` is refused.
+    pub fn create_superuser(input: &CreateUser) -> Result<NewUser, FieldErrors> {
         let mut errors = FieldErrors::default();
         if input.is_staff == Some(false) {
             errors.add("is_staff", "슈퍼유저는 is_staff=true여야 합니다.");
@@ -237,18 +217,32 @@ impl UserManager {
         if input.is_active == Some(false) {
             errors.add("is_active", "슈퍼유저는 활성 상태여야 합니다.");
         }
-        errors.into_result().map_err(UserError::Invalid)?;
-        let mut new = Self::prepare(input).map_err(UserError::Invalid)?;
+        errors.into_result()?;
+        let mut new = Self::prepare(input)?;
         new.is_staff = true;
         new.is_superuser = true;
-        Self::insert(conn, &new)
+        Ok(new)
     }
 
-    /// Create a staff member who is not a superuser (used by the admin and the API).
-    pub fn create_staff(conn: &mut DbConnection, input: &CreateUser) -> Result<User, UserError> {
-        let mut new = Self::prepare(input).map_err(UserError::Invalid)?;
+    /// A staff member who is not a superuser (made by superusers through the admin or the API).
+    pub fn create_staff(input: &CreateUser) -> Result<NewUser, FieldErrors> {
+        let mut new = Self::prepare(input)?;
         new.is_staff = true;
-        Self::insert(conn, &new)
+        Ok(new)
+    }
+
+    /// A form's age text: empty is none, otherwise a whole number within the rule.
+    pub fn parse_age(text: &str) -> Result<Option<i32>, &'static str> {
+        match text.trim() {
+            "" => Ok(None),
+            t => {
+                let age = t.parse::<i32>().map_err(|_| "나이는 숫자로 입력하세요.")?;
+                match Self::age_problem(age) {
+                    Some(p) => Err(p),
+                    None => Ok(Some(age)),
+                }
+            }
+        }
     }
 }
 
@@ -298,6 +292,59 @@ mod tests {
         assert!(UserManager::name_problem(&"가".repeat(50)).is_none());
         assert!(UserManager::name_problem(&"가".repeat(51)).is_some());
         assert!(UserManager::name_problem("a\u{7}b").is_some());
+    }
+
+    #[test]
+    fn flags_follow_djangos_create_user_and_create_superuser() {
+        let input = CreateUser {
+            email: "A@B.co".into(),
+            provider: "local".into(),
+            ..CreateUser::default()
+        };
+        let member = UserManager::create_user(&input).expect("member");
+        assert!(!member.is_staff() && !member.is_superuser());
+        assert_eq!(member.email(), "a@b.co");
+        let root = UserManager::create_superuser(&input).expect("superuser");
+        assert!(root.is_staff() && root.is_superuser());
+        let staff = UserManager::create_staff(&input).expect("staff");
+        assert!(staff.is_staff() && !staff.is_superuser());
+        let raised = CreateUser {
+            is_staff: Some(true),
+            ..input.clone()
+        };
+        assert_eq!(
+            UserManager::create_user(&raised)
+                .expect_err("refused")
+                .get("is_staff")
+                .len(),
+            1
+        );
+        let lowered = CreateUser {
+            is_superuser: Some(false),
+            ..input
+        };
+        assert_eq!(
+            UserManager::create_superuser(&lowered)
+                .expect_err("refused")
+                .get("is_superuser")
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn age_text_parses_or_says_why_not() {
+        assert_eq!(UserManager::parse_age(" 30 "), Ok(Some(30)));
+        assert_eq!(UserManager::parse_age(""), Ok(None));
+        assert_eq!(
+            UserManager::parse_age("abc"),
+            Err("나이는 숫자로 입력하세요.")
+        );
+        assert!(
+            UserManager::parse_age("151")
+                .expect_err("too old")
+                .contains("150")
+        );
     }
 
     #[test]

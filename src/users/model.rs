@@ -19,6 +19,9 @@ pub struct User {
     pub is_superuser: bool,
     pub date_joined: NaiveDateTime,
     pub last_login: Option<NaiveDateTime>,
+    /// Bumping this ends every session of the user (see `users::changes`); a session record is
+    /// live only while its epoch equals this.
+    pub session_epoch: i64,
 }
 
 impl User {
@@ -28,24 +31,37 @@ impl User {
     }
 }
 
-/// A validated user about to be inserted (only `UserManager` builds one).
+/// A validated user about to be inserted: only `UserManager` builds one, only `changes`
+/// inserts it (the fields are private to `users`).
 #[derive(Insertable, Debug, Clone)]
 #[diesel(table_name = users)]
 pub struct NewUser {
-    pub email: String,
-    pub name: Option<String>,
-    pub age: Option<i32>,
-    pub provider: String,
-    pub is_active: bool,
-    pub is_staff: bool,
-    pub is_superuser: bool,
-    pub date_joined: NaiveDateTime,
+    pub(in crate::users) email: String,
+    pub(in crate::users) name: Option<String>,
+    pub(in crate::users) age: Option<i32>,
+    pub(in crate::users) provider: String,
+    pub(in crate::users) is_active: bool,
+    pub(in crate::users) is_staff: bool,
+    pub(in crate::users) is_superuser: bool,
+    pub(in crate::users) date_joined: NaiveDateTime,
 }
 
-/// Changes to a user; `None` leaves a column as it is.
+impl NewUser {
+    pub fn email(&self) -> &str {
+        &self.email
+    }
+    pub fn is_staff(&self) -> bool {
+        self.is_staff
+    }
+    pub fn is_superuser(&self) -> bool {
+        self.is_superuser
+    }
+}
+
+/// Changes to a user; `None` leaves a column as it is. Written only by `changes`.
 #[derive(AsChangeset, Debug, Clone, Default, PartialEq, Eq)]
 #[diesel(table_name = users)]
-pub struct UserChanges {
+pub(in crate::users) struct UserChanges {
     pub email: Option<String>,
     pub name: Option<Option<String>>,
     pub age: Option<Option<i32>>,
@@ -53,6 +69,7 @@ pub struct UserChanges {
     pub is_staff: Option<bool>,
     pub is_superuser: Option<bool>,
     pub last_login: Option<Option<NaiveDateTime>>,
+    pub session_epoch: Option<i64>,
 }
 
 /// How a user signed up (the `provider` column).
@@ -79,6 +96,13 @@ impl Provider {
     }
 }
 
+/// The stored provider name of a user, when it is one we know.
+impl User {
+    pub fn provider(&self) -> Option<Provider> {
+        Provider::parse(&self.provider)
+    }
+}
+
 /// A row of `social_accounts`: one Kakao identity linked to one user.
 #[derive(Queryable, Identifiable, Associations, Debug, Clone, PartialEq, Eq)]
 #[diesel(table_name = social_accounts, belongs_to(User))]
@@ -94,7 +118,7 @@ pub struct SocialAccount {
 
 #[derive(Insertable, Debug, Clone)]
 #[diesel(table_name = social_accounts)]
-pub struct NewSocialAccount {
+pub(in crate::users) struct NewSocialAccount {
     pub user_id: i64,
     pub provider: String,
     pub uid: i64,

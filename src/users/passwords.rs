@@ -1,52 +1,42 @@
 //! Break-glass passwords: staff may have an argon2-hashed password for signing in at
-//! `/admin/login/` while Kakao is unavailable. Set only from the command line.
+//! `/admin/login/` while Kakao is unavailable. Set only from the command line, through the
+//! change service (`changes::set_password`); checked here.
 
 use std::sync::OnceLock;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use diesel::prelude::*;
 
-use super::audit::{self, AuditAction};
-use super::manager::UserManager;
+use super::manager::{FieldErrors, UserManager};
 use super::model::User;
 use super::permissions;
 use super::repo;
-use crate::db::schema::staff_passwords;
-use crate::db::{self, DbConnection, DbError};
+use crate::db::DbConnection;
 
 /// Shortest password accepted.
 pub const PASSWORD_MIN: usize = 12;
 
-/// Why a password could not be set.
-#[derive(Debug, thiserror::Error)]
-pub enum PasswordError {
-    #[error("the password must be at least {PASSWORD_MIN} characters")]
-    TooShort,
-    #[error("no user with email {0:?}")]
-    NoSuchUser(String),
-    #[error("{0} is not staff: only staff may have a break-glass password")]
-    NotStaff(String),
-    #[error("hashing failed: {0}")]
-    Hash(String),
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
-
-impl From<diesel::result::Error> for PasswordError {
-    fn from(e: diesel::result::Error) -> Self {
-        PasswordError::Db(DbError::Query(e))
+/// Hash a password (argon2id, default parameters, random salt) as a PHC string; a password
+/// shorter than `PASSWORD_MIN` is refused.
+pub fn hash_password(password: &str) -> Result<String, FieldErrors> {
+    if password.chars().count() < PASSWORD_MIN {
+        return Err(FieldErrors::single(
+            "password",
+            format!(
+                "비밀번호는 {PASSWORD_MIN}자 이상이어야 합니다 (at least {PASSWORD_MIN} characters)."
+            ),
+        ));
     }
+    hash(password)
 }
 
-/// Hash a password (argon2id, default parameters, random salt) as a PHC string.
-pub fn hash_password(password: &str) -> Result<String, PasswordError> {
+fn hash(password: &str) -> Result<String, FieldErrors> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+        .map_err(|e| FieldErrors::single("password", format!("hashing failed: {e}")))
 }
 
 fn verify(password: &str, phc: &str) -> bool {
@@ -63,43 +53,11 @@ fn verify(password: &str, phc: &str) -> bool {
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        hash_password(&crate::auth::random_token()).unwrap_or_else(|_| {
+        hash(&crate::token::random_token()).unwrap_or_else(|_| {
             // Only reachable if argon2 refuses its own defaults; any PHC string still costs a
             // parse, and no password verifies against it.
             "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".to_owned()
         })
-    })
-}
-
-/// Set the break-glass password of the staff member with `email` (recorded in the audit log
-/// as done from the command line).
-pub fn set_staff_password(
-    conn: &mut DbConnection,
-    email: &str,
-    password: &str,
-) -> Result<User, PasswordError> {
-    if password.chars().count() < PASSWORD_MIN {
-        return Err(PasswordError::TooShort);
-    }
-    let email = UserManager::normalize_email(email);
-    let hash = hash_password(password)?;
-    conn.transaction(|conn| {
-        let user = repo::find_user_by_email(conn, &email)?
-            .ok_or_else(|| PasswordError::NoSuchUser(email.clone()))?;
-        if !(user.is_staff || user.is_superuser) {
-            return Err(PasswordError::NotStaff(email.clone()));
-        }
-        // Delete then insert: upserts are not available on the two-backend connection.
-        diesel::delete(staff_passwords::table.find(user.id)).execute(conn)?;
-        diesel::insert_into(staff_passwords::table)
-            .values((
-                staff_passwords::user_id.eq(user.id),
-                staff_passwords::password_hash.eq(&hash),
-                staff_passwords::updated_at.eq(db::now()),
-            ))
-            .execute(conn)?;
-        audit::record(conn, None, &user, AuditAction::SetPassword, &[])?;
-        Ok(user)
     })
 }
 
@@ -110,16 +68,10 @@ pub fn check_staff_password(
     conn: &mut DbConnection,
     email: &str,
     password: &str,
-) -> QueryResult<Option<User>> {
+) -> diesel::QueryResult<Option<User>> {
     let email = UserManager::normalize_email(email);
     let found: Option<(User, String)> = match repo::find_user_by_email(conn, &email)? {
-        Some(user) => repo::at_most_one::<_, String>(
-            staff_passwords::table
-                .find(user.id)
-                .select(staff_passwords::password_hash),
-            conn,
-        )?
-        .map(|hash| (user, hash)),
+        Some(user) => repo::staff_password_hash(conn, user.id)?.map(|hash| (user, hash)),
         None => None,
     };
     Ok(match found {
@@ -134,35 +86,13 @@ pub fn check_staff_password(
     })
 }
 
-/// Check the password and, for active staff, start a server-side session exactly as a Kakao
-/// sign-in does (and note the sign-in time). Returns the user and the session token.
-pub fn sign_in_with_password(
-    conn: &mut DbConnection,
-    email: &str,
-    password: &str,
-    lifetime: chrono::TimeDelta,
-) -> QueryResult<Option<(User, String)>> {
-    let Some(user) = check_staff_password(conn, email, password)? else {
-        return Ok(None);
-    };
-    let user = repo::update_user(
-        conn,
-        user.id,
-        &super::model::UserChanges {
-            last_login: Some(Some(db::now())),
-            ..Default::default()
-        },
-    )?;
-    let token = super::service::start_session(conn, user.id, lifetime)?;
-    Ok(Some((user, token)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn hashes_verify_only_their_password() {
+        assert!(hash_password("short").is_err());
         let hash = hash_password("correct horse battery").expect("hash");
         assert!(hash.starts_with("$argon2id$"));
         assert!(verify("correct horse battery", &hash));

@@ -348,7 +348,8 @@ fn push_flags(query: &mut ListQuery, filter: &UserFilter) {
 /// `users.*` in the table's column order, which is the order `User` loads by (qualified: the
 /// search index has `email` and `name` columns too).
 const COLUMNS: &str = "users.id, users.email, users.name, users.age, users.provider, \
-     users.is_active, users.is_staff, users.is_superuser, users.date_joined, users.last_login";
+     users.is_active, users.is_staff, users.is_superuser, users.date_joined, users.last_login, \
+     users.session_epoch";
 
 /// One page of users matching `filter`, in `ordering`, from `cursor`.
 pub fn list_users(
@@ -457,27 +458,6 @@ pub fn list_users(
         next,
         previous,
     })
-}
-
-/// Every user matching `filter` in `ordering`, a page at a time (for exports): calls `each`
-/// per page so memory stays flat.
-pub fn for_each_page(
-    conn: &mut DbConnection,
-    filter: &UserFilter,
-    ordering: Ordering,
-    mut each: impl FnMut(&[User]) -> bool,
-) -> QueryResult<()> {
-    let mut cursor: Option<Cursor> = None;
-    loop {
-        let page = list_users(conn, filter, ordering, cursor.as_ref(), MAX_LIMIT)?;
-        if page.users.is_empty() || !each(&page.users) {
-            return Ok(());
-        }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(()),
-        }
-    }
 }
 
 #[cfg(test)]

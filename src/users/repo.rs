@@ -1,12 +1,14 @@
-//! Diesel queries for users, social accounts, server-side sessions and used login states.
-//! Plain synchronous functions over one connection; rules live in `manager` and `service`.
+//! Diesel queries for users, their Kakao links and their break-glass passwords. Plain
+//! synchronous functions over one connection. Reads are public; writes are visible to `users`
+//! only, and only the change service (`changes`) calls them, so that no change escapes its
+//! permission check and audit row.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::model::{NewSocialAccount, NewUser, SocialAccount, User, UserChanges};
 use crate::db::DbConnection;
-use crate::db::schema::{consumed_login_states, social_accounts, user_sessions, users};
+use crate::db::schema::{social_accounts, staff_passwords, users};
 
 /// The row a query on a unique key finds, if any.
 ///
@@ -30,13 +32,17 @@ pub fn find_user_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<O
     at_most_one(users::table.filter(users::email.eq(email)), conn)
 }
 
-pub fn insert_user(conn: &mut DbConnection, new: &NewUser) -> QueryResult<User> {
+pub(super) fn insert_user(conn: &mut DbConnection, new: &NewUser) -> QueryResult<User> {
     diesel::insert_into(users::table)
         .values(new)
         .get_result(conn)
 }
 
-pub fn update_user(conn: &mut DbConnection, id: i64, changes: &UserChanges) -> QueryResult<User> {
+pub(super) fn update_user(
+    conn: &mut DbConnection,
+    id: i64,
+    changes: &UserChanges,
+) -> QueryResult<User> {
     if *changes == UserChanges::default() {
         return at_most_one(users::table.find(id), conn)?.ok_or(diesel::result::Error::NotFound);
     }
@@ -45,13 +51,22 @@ pub fn update_user(conn: &mut DbConnection, id: i64, changes: &UserChanges) -> Q
         .get_result(conn)
 }
 
-/// Delete a user; their social accounts and sessions go with them (ON DELETE CASCADE).
-pub fn delete_user(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+/// Delete a user; their social accounts, sessions and password go with them (ON DELETE
+/// CASCADE).
+pub(super) fn delete_user(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
     diesel::delete(users::table.find(id)).execute(conn)
 }
 
-pub fn count_users(conn: &mut DbConnection) -> QueryResult<i64> {
-    users::table.count().get_result(conn)
+/// The user linked to Kakao account `kakao_id`, in one query.
+pub fn find_user_by_kakao_id(conn: &mut DbConnection, kakao_id: i64) -> QueryResult<Option<User>> {
+    at_most_one(
+        social_accounts::table
+            .inner_join(users::table)
+            .filter(social_accounts::provider.eq(super::model::Provider::Kakao.as_str()))
+            .filter(social_accounts::uid.eq(kakao_id))
+            .select(users::all_columns),
+        conn,
+    )
 }
 
 pub fn find_social(
@@ -80,7 +95,7 @@ pub fn find_social_for_user(
     )
 }
 
-pub fn insert_social(
+pub(super) fn insert_social(
     conn: &mut DbConnection,
     new: &NewSocialAccount,
 ) -> QueryResult<SocialAccount> {
@@ -90,7 +105,7 @@ pub fn insert_social(
 }
 
 /// Record a sign-in through a social account: its latest profile data and time.
-pub fn touch_social(
+pub(super) fn touch_social(
     conn: &mut DbConnection,
     id: i64,
     extra_data: &str,
@@ -104,87 +119,31 @@ pub fn touch_social(
         .execute(conn)
 }
 
-/// Store a server-side session record (by the hash of its token).
-pub fn insert_session(
-    conn: &mut DbConnection,
-    id_hash: &str,
-    user_id: i64,
-    created_at: NaiveDateTime,
-    expires_at: NaiveDateTime,
-) -> QueryResult<usize> {
-    diesel::insert_into(user_sessions::table)
-        .values((
-            user_sessions::id.eq(id_hash),
-            user_sessions::user_id.eq(user_id),
-            user_sessions::created_at.eq(created_at),
-            user_sessions::expires_at.eq(expires_at),
-        ))
-        .execute(conn)
-}
-
-/// The user behind a live session record, in one query.
-pub fn session_user(
-    conn: &mut DbConnection,
-    id_hash: &str,
-    now: NaiveDateTime,
-) -> QueryResult<Option<User>> {
+/// The break-glass password hash of user `user_id`, if one is set.
+pub fn staff_password_hash(conn: &mut DbConnection, user_id: i64) -> QueryResult<Option<String>> {
     at_most_one(
-        user_sessions::table
-            .inner_join(users::table)
-            .filter(user_sessions::id.eq(id_hash))
-            .filter(user_sessions::expires_at.gt(now))
-            .select(users::all_columns),
+        staff_passwords::table
+            .find(user_id)
+            .select(staff_passwords::password_hash),
         conn,
     )
 }
 
-pub fn delete_session(conn: &mut DbConnection, id_hash: &str) -> QueryResult<usize> {
-    diesel::delete(user_sessions::table.find(id_hash)).execute(conn)
-}
-
-/// Revoke every session of a user ("sign out everywhere"); returns how many there were.
-pub fn delete_user_sessions(conn: &mut DbConnection, user_id: i64) -> QueryResult<usize> {
-    diesel::delete(user_sessions::table.filter(user_sessions::user_id.eq(user_id))).execute(conn)
-}
-
-pub fn delete_expired_sessions(
+/// Set (replace) the break-glass password hash of user `user_id`.
+pub(super) fn set_staff_password_hash(
     conn: &mut DbConnection,
     user_id: i64,
-    now: NaiveDateTime,
-) -> QueryResult<usize> {
-    diesel::delete(
-        user_sessions::table
-            .filter(user_sessions::user_id.eq(user_id))
-            .filter(user_sessions::expires_at.le(now)),
-    )
-    .execute(conn)
-}
-
-/// Mark a login `state` as used. `Ok(false)` when it was used before (a replay).
-pub fn consume_login_state(
-    conn: &mut DbConnection,
-    state_hash: &str,
-    expires_at: NaiveDateTime,
-    now: NaiveDateTime,
-) -> QueryResult<bool> {
-    diesel::delete(consumed_login_states::table.filter(consumed_login_states::expires_at.le(now)))
-        .execute(conn)?;
-    match diesel::insert_into(consumed_login_states::table)
+    hash: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    // Delete then insert: upserts are not available on the two-backend connection.
+    diesel::delete(staff_passwords::table.find(user_id)).execute(conn)?;
+    diesel::insert_into(staff_passwords::table)
         .values((
-            consumed_login_states::state_hash.eq(state_hash),
-            consumed_login_states::expires_at.eq(expires_at),
+            staff_passwords::user_id.eq(user_id),
+            staff_passwords::password_hash.eq(hash),
+            staff_passwords::updated_at.eq(at),
         ))
-        .execute(conn)
-    {
-        Ok(_) => Ok(true),
-        Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-pub fn login_state_consumed(conn: &mut DbConnection, state_hash: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        consumed_login_states::table.filter(consumed_login_states::state_hash.eq(state_hash)),
-    ))
-    .get_result(conn)
+        .execute(conn)?;
+    Ok(())
 }

@@ -7,9 +7,7 @@ use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
 
 use crate::db::DbConnection;
 use crate::db::schema::users;
-
-/// Hours east of UTC in which days are counted (Korea, no daylight saving).
-pub const DAY_OFFSET_HOURS: i64 = 9;
+use crate::kst;
 
 /// The dashboard's counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,21 +68,22 @@ pub fn signups_per_day(
     now: NaiveDateTime,
     days: i64,
 ) -> QueryResult<Vec<(NaiveDate, i64)>> {
-    let offset = TimeDelta::hours(DAY_OFFSET_HOURS);
-    let today = (now + offset).date();
+    // Days are Korean days: a sign-up at 23:30 UTC counts for the next day.
+    let hours = kst::OFFSET_HOURS;
+    let today = kst::from_utc(now).date();
     let first = today - TimeDelta::days(days - 1);
-    let since = first.and_hms_opt(0, 0, 0).unwrap_or_default() - offset;
+    let since = kst::to_utc(first.and_hms_opt(0, 0, 0).unwrap_or_default());
     let rows: Vec<DayRow> = match conn {
-        DbConnection::Sqlite(c) => diesel::sql_query(
-            "SELECT strftime('%Y-%m-%d', date_joined, '+9 hours') AS day, COUNT(*) AS n \
-             FROM users WHERE date_joined >= $1 GROUP BY day",
-        )
+        DbConnection::Sqlite(c) => diesel::sql_query(format!(
+            "SELECT strftime('%Y-%m-%d', date_joined, '+{hours} hours') AS day, COUNT(*) AS n \
+             FROM users WHERE date_joined >= $1 GROUP BY day"
+        ))
         .bind::<Timestamp, _>(since)
         .load(c)?,
-        DbConnection::Postgresql(c) => diesel::sql_query(
-            "SELECT to_char(date_joined + interval '9 hours', 'YYYY-MM-DD') AS day, COUNT(*) AS n \
-             FROM users WHERE date_joined >= $1 GROUP BY 1",
-        )
+        DbConnection::Postgresql(c) => diesel::sql_query(format!(
+            "SELECT to_char(date_joined + interval '{hours} hours', 'YYYY-MM-DD') AS day, \
+             COUNT(*) AS n FROM users WHERE date_joined >= $1 GROUP BY 1"
+        ))
         .bind::<Timestamp, _>(since)
         .load(c)?,
     };
@@ -102,4 +101,19 @@ pub fn signups_per_day(
             (day, by_day.get(&day).copied().unwrap_or(0))
         })
         .collect())
+}
+
+/// What the dashboard shows: the counts, and sign-ups per day over the last `days` days.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub counts: Counts,
+    pub days: Vec<(NaiveDate, i64)>,
+}
+
+/// The dashboard's numbers as of `now`, in one trip.
+pub fn dashboard(conn: &mut DbConnection, now: NaiveDateTime, days: i64) -> QueryResult<Dashboard> {
+    Ok(Dashboard {
+        counts: counts(conn, now)?,
+        days: signups_per_day(conn, now, days)?,
+    })
 }

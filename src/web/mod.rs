@@ -1,8 +1,17 @@
-//! HTTP: routes, page rendering, and the middleware every response passes through.
+//! HTTP: routes, extractors, the error faces, page rendering, and the middleware every
+//! response passes through.
+//!
+//! Handlers parse input, call one function of the core (a change of `users::changes`, a use
+//! case of `auth::login`, a read of `users::lookup`/`query`/`stats`/`audit`), and render a
+//! page or a JSON body. They never reach the repo layer or Diesel.
 
 pub mod admin;
 pub mod api;
+pub mod error;
+pub mod extract;
 pub mod kakao;
+pub mod labels;
+pub mod list;
 pub mod pages;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -10,10 +19,12 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
-use crate::error::{AppError, ErrorView};
+pub use error::AppError;
+use error::ErrorView;
+
 use crate::state::AppState;
 use crate::users::model::User;
 
@@ -36,13 +47,6 @@ impl Layout {
     }
 }
 
-#[derive(Template)]
-#[template(path = "errors/error.html")]
-struct ErrorPage<'a> {
-    layout: Layout,
-    view: &'a ErrorView,
-}
-
 /// Render a page template as an HTML answer.
 pub fn render<T: Template>(status: StatusCode, page: &T) -> Result<HttpResponse, AppError> {
     let body = page
@@ -53,48 +57,67 @@ pub fn render<T: Template>(status: StatusCode, page: &T) -> Result<HttpResponse,
         .body(body))
 }
 
+/// A 303 to `location`: where a form's POST sends the browser next.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location.to_owned()))
+        .finish()
+}
+
+#[derive(Template)]
+#[template(path = "errors/error.html")]
+struct ErrorPage<'a> {
+    layout: Layout,
+    view: &'a ErrorView,
+}
+
+/// The HTML face of an error: the error page (or, for `LoginRequired`, the way to the login
+/// page), with the headers the error carries.
 fn error_page(standin: bool, err: &AppError) -> HttpResponse {
-    let view = err.view();
+    if let AppError::LoginRequired { next } = err {
+        return see_other(&error::login_href(next));
+    }
+    let view = err.page();
     let layout = Layout {
         standin,
         ..Layout::default()
     };
+    let mut res = HttpResponse::build(view.status);
+    for header in err.headers() {
+        res.insert_header(header);
+    }
     match (ErrorPage {
         layout,
         view: &view,
     })
     .render()
     {
-        Ok(body) => {
-            let mut res = HttpResponse::build(view.status);
-            if view.status == StatusCode::SERVICE_UNAVAILABLE {
-                res.insert_header((header::RETRY_AFTER, "5"));
-            }
-            if let AppError::TooManyAttempts { retry_after_secs } = err {
-                res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
-            }
-            res.content_type("text/html; charset=utf-8").body(body)
-        }
-        Err(_) => HttpResponse::build(view.status)
+        Ok(body) => res.content_type("text/html; charset=utf-8").body(body),
+        Err(_) => res
             .content_type("text/plain; charset=utf-8")
             .body(view.message),
     }
 }
 
-/// An error that renders itself as the full page (used where no response can be built).
+/// An error raised by middleware before any handler answered (the session store): it renders
+/// its own face, as there is no response to replace.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
-pub struct PageError {
+struct StoreError {
     error: AppError,
     standin: bool,
+    api: bool,
 }
 
-impl actix_web::ResponseError for PageError {
+impl ResponseError for StoreError {
     fn status_code(&self) -> StatusCode {
-        self.error.view().status
+        self.error.status()
     }
 
     fn error_response(&self) -> HttpResponse {
+        if self.api {
+            return self.error.error_response();
+        }
         let mut res = error_page(self.standin, &self.error);
         let headers = res.headers_mut();
         for (name, value) in default_headers(false) {
@@ -104,8 +127,9 @@ impl actix_web::ResponseError for PageError {
     }
 }
 
-/// Turn errors into full HTML pages. Errors raised by middleware inside (the session store
-/// failing to reach Redis) have no page of their own: they become a 503 page.
+/// Give every error its face: JSON on the API (`AppError`'s own response), the HTML page
+/// everywhere else; log it once. Errors that are not `AppError` (actix's own, the session
+/// store's) become one first.
 pub async fn render_errors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -113,46 +137,48 @@ pub async fn render_errors(
     let standin = req
         .app_data::<web::Data<AppState>>()
         .is_some_and(|s| s.standin);
-    let api = req.path().starts_with("/api/");
+    let api = extract::is_api(req.request());
     let res = match next.call(req).await {
-        Ok(res) if api => return Ok(res.map_into_left_body()),
-        Err(err) if api => {
-            return Err(api::ApiError::Unavailable(format!("session store: {err}")).into());
-        }
         Ok(res) => res,
-        // Middleware inside (the session store) failed before any handler answered; there is
-        // no request left to attach a page to, so the error itself renders the page.
         Err(err) => {
-            let app_err = AppError::Session(err.to_string());
-            app_err.log();
-            return Err(PageError {
-                error: app_err,
+            let error = AppError::Unavailable(format!("session store: {err}"));
+            error.log();
+            return Err(StoreError {
+                error,
                 standin,
+                api,
             }
             .into());
         }
     };
-    let replacement = match res.response().error() {
-        Some(err) => match err.as_error::<AppError>() {
-            Some(AppError::LoginRequired { .. }) => None,
-            Some(app_err) => {
-                app_err.log();
-                Some(error_page(standin, app_err))
+    let Some(err) = res.response().error() else {
+        return Ok(res.map_into_left_body());
+    };
+    let status = res.status();
+    let replacement = match err.as_error::<AppError>() {
+        Some(app_err) => {
+            app_err.log();
+            (!api).then(|| error_page(standin, app_err))
+        }
+        None => {
+            // The session middleware reports a store it cannot reach as a 500; actix's own
+            // errors are the client's (bad payloads and the like): their status is kept.
+            let app_err = if status == StatusCode::INTERNAL_SERVER_ERROR {
+                AppError::Unavailable(format!("session store: {err}"))
+            } else {
+                AppError::bad_request(err.to_string())
+            };
+            app_err.log();
+            let mut page = if api {
+                app_err.error_response()
+            } else {
+                error_page(standin, &app_err)
+            };
+            if status.is_client_error() {
+                *page.status_mut() = status;
             }
-            None if res.status() == StatusCode::INTERNAL_SERVER_ERROR => {
-                let app_err = AppError::Session(err.to_string());
-                app_err.log();
-                Some(error_page(standin, &app_err))
-            }
-            None => {
-                // actix's own client errors (bad payloads and the like): keep the status.
-                let app_err = AppError::BadRequest(err.to_string());
-                let mut page = error_page(standin, &app_err);
-                *page.status_mut() = res.status();
-                Some(page)
-            }
-        },
-        None => None,
+            Some(page)
+        }
     };
     Ok(match replacement {
         Some(page) => {
@@ -215,22 +241,30 @@ pub async fn security_headers(
     Ok(res)
 }
 
-/// Register the page routes.
+/// Register every route but the static files and the stand-in.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(api::routes)
-        .route("/", web::get().to(pages::login_page))
-        .route("/healthz", web::get().to(pages::healthz))
-        .route("/readyz", web::get().to(pages::readyz))
-        .route("/profile/", web::get().to(pages::show_profile))
-        .route("/profile/", web::post().to(pages::update_profile))
-        .route("/kakao/login/", web::get().to(kakao::start_kakao_login))
-        .route(
-            "/kakao/login/callback/",
-            web::get().to(kakao::finish_kakao_login),
-        )
-        .route("/kakao/logout/", web::get().to(kakao::confirm_logout))
-        .route("/kakao/logout/", web::post().to(kakao::logout))
-        .service(web::scope("/admin").configure(admin::routes));
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| {
+        AppError::BadRequest {
+            code: "bad_query",
+            detail: e.to_string(),
+        }
+        .into()
+    }))
+    .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+    .configure(api::routes)
+    .route("/", web::get().to(pages::login_page))
+    .route("/healthz", web::get().to(pages::healthz))
+    .route("/readyz", web::get().to(pages::readyz))
+    .route("/profile/", web::get().to(pages::show_profile))
+    .route("/profile/", web::post().to(pages::update_profile))
+    .route("/kakao/login/", web::get().to(kakao::start_kakao_login))
+    .route(
+        "/kakao/login/callback/",
+        web::get().to(kakao::finish_kakao_login),
+    )
+    .route("/kakao/logout/", web::get().to(kakao::confirm_logout))
+    .route("/kakao/logout/", web::post().to(kakao::logout))
+    .service(web::scope("/admin").configure(admin::routes));
 }
 
 /// Paths that exist with a trailing slash; without one they redirect, as Django does.
@@ -257,26 +291,4 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
             .finish());
     }
     Err(AppError::NotFound)
-}
-
-/// Reject state-changing requests sent from another site even before the CSRF token is
-/// checked (defence in depth): a present `Origin` must be ours.
-pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
-    match req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-    {
-        None => req
-            .headers()
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok())
-            .is_none_or(|site| site != "cross-site"),
-        Some(origin) => {
-            origin == state.settings.public_url
-                || url::Url::parse(&state.settings.public_url)
-                    .map(|u| u.origin().ascii_serialization() == origin)
-                    .unwrap_or(false)
-        }
-    }
 }

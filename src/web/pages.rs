@@ -2,19 +2,21 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{Layout, render, same_origin};
-use crate::auth::{AppSession, CurrentUser, MaybeUser, safe_next};
-use crate::db::{self, DbError};
-use crate::error::{AppError, urlencode};
+use super::error::urlencode;
+use super::extract::{Csrf, CurrentUser, Form, MaybeUser};
+use super::labels::{format_time, provider_label};
+use super::{AppError, Layout, render, see_other};
+use crate::auth::{AppSession, safe_next};
+use crate::db;
 use crate::state::AppState;
-use crate::users::manager::FieldErrors;
+use crate::users::changes::{self, ChangeError, UserPatch};
+use crate::users::manager::{FieldErrors, UserManager};
 use crate::users::model::User;
-use crate::users::service;
+use crate::users::permissions::{Actor, Door};
 
 #[derive(Template)]
 #[template(path = "pages/login.html")]
@@ -38,9 +40,7 @@ pub async fn login_page(
 ) -> Result<HttpResponse, AppError> {
     let next = query.next.as_deref().and_then(safe_next);
     if user.0.is_some() {
-        return Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, next.unwrap_or_else(|| "/profile/".into())))
-            .finish());
+        return Ok(see_other(next.as_deref().unwrap_or("/profile/")));
     }
     let login_href = match &next {
         Some(n) => format!("/kakao/login/?next={}", urlencode(n)),
@@ -69,7 +69,7 @@ struct ProfilePage {
     layout: Layout,
     saved: bool,
     email: String,
-    provider: String,
+    provider: &'static str,
     date_joined: String,
     last_login: String,
     csrf_token: String,
@@ -85,11 +85,7 @@ impl ProfilePage {
             layout: Layout::new(state, Some(user)),
             saved: false,
             email: user.email.clone(),
-            provider: match user.provider.as_str() {
-                "kakao" => "카카오".to_owned(),
-                "local" => "관리자 등록".to_owned(),
-                other => other.to_owned(),
-            },
+            provider: provider_label(&user.provider),
             date_joined: format_time(Some(user.date_joined)),
             last_login: format_time(user.last_login),
             csrf_token,
@@ -98,16 +94,6 @@ impl ProfilePage {
             name_errors: Vec::new(),
             age_errors: Vec::new(),
         }
-    }
-}
-
-/// Times are stored in UTC and shown in Korea's time zone (UTC+9, no daylight saving).
-pub fn format_time(t: Option<chrono::NaiveDateTime>) -> String {
-    match t {
-        Some(t) => (t + chrono::TimeDelta::hours(9))
-            .format("%Y-%m-%d %H:%M (KST)")
-            .to_string(),
-        None => "-".to_owned(),
     }
 }
 
@@ -131,51 +117,58 @@ pub async fn show_profile(
 #[derive(Deserialize)]
 pub struct ProfileForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     name: String,
     #[serde(default)]
     age: String,
 }
 
-/// `POST /profile/`: save name and age, or show the form again with field errors (422).
+/// `POST /profile/`: save name and age through the change service, or show the form again
+/// with field errors (422).
 pub async fn update_profile(
-    req: HttpRequest,
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
     session: Session,
-    form: web::Form<ProfileForm>,
+    Csrf(Form(form)): Csrf<Form<ProfileForm>>,
 ) -> Result<HttpResponse, AppError> {
-    let session = AppSession(session);
-    if !same_origin(&req, &state) || !session.csrf_matches(&form.csrf_token) {
-        log::warn!("event=csrf.rejected route=/profile/ user_id={}", user.id);
-        return Err(AppError::Csrf);
-    }
-    let edit = match service::parse_profile_form(&form.name, &form.age) {
-        Ok(edit) => edit,
-        Err(errors) => return profile_with_errors(&state, &user, &session, &form, errors),
+    let mut patch = UserPatch {
+        name: Some(Some(form.name.clone())),
+        ..UserPatch::default()
     };
-    let user_id = user.id;
-    db::run(&state.pool, move |conn| {
-        service::update_profile(conn, user_id, &edit).map_err(DbError::from)
-    })
-    .await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/profile/?saved=1"))
-        .finish())
+    let errors = match UserManager::parse_age(&form.age) {
+        Ok(age) => {
+            patch.age = Some(age);
+            let actor = Actor::User(user.clone(), Door::Profile);
+            let id = user.id;
+            match db::run(&state.pool, move |conn| {
+                changes::update_user(conn, &actor, id, &patch)
+            })
+            .await
+            {
+                Ok(_) => return Ok(see_other("/profile/?saved=1")),
+                Err(ChangeError::Invalid(errors)) => errors,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(problem) => {
+            let mut errors = changes::field_problems(&patch);
+            errors.add("age", problem);
+            errors
+        }
+    };
+    profile_with_errors(&state, &user, &AppSession(session), form, errors)
 }
 
 fn profile_with_errors(
     state: &AppState,
     user: &User,
     session: &AppSession,
-    form: &ProfileForm,
+    form: ProfileForm,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
     let mut page = ProfilePage::new(state, user, session.csrf_token());
     // Show what the person typed, not what is stored, so they can correct it.
-    page.name = form.name.clone();
-    page.age = form.age.clone();
+    page.name = form.name;
+    page.age = form.age;
     page.name_errors = errors.get("name").to_vec();
     page.age_errors = errors.get("age").to_vec();
     render(StatusCode::UNPROCESSABLE_ENTITY, &page)
@@ -190,11 +183,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /readyz`: the database answers.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    db::run(&state.pool, |conn| {
-        use diesel::connection::SimpleConnection;
-        conn.batch_execute("SELECT 1").map_err(DbError::from)
-    })
-    .await?;
+    db::run(&state.pool, db::ping).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ready"))

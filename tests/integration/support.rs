@@ -9,7 +9,13 @@ use std::time::Duration;
 use diesel::prelude::*;
 use kakao_login::db::{DbConnection, DbPool};
 use kakao_login::standin::{Consent, RunningStandIn, StandInConfig, TestUser};
+use kakao_login::users::audit::AuditEntry;
+use kakao_login::users::changes;
+pub use kakao_login::users::changes::UserPatch;
+use kakao_login::users::manager::CreateUser;
 use kakao_login::users::model::User;
+use kakao_login::users::permissions::Actor;
+pub use kakao_login::users::permissions::Role;
 use kakao_login::{Application, Settings};
 
 pub const CLIENT_ID: &str = "test-rest-api-key";
@@ -36,7 +42,7 @@ impl TestDb {
             Ok(admin) if admin.starts_with("postgres") => {
                 let name = format!(
                     "kl_test_{}",
-                    kakao_login::auth::random_token()
+                    kakao_login::token::random_token()
                         .to_lowercase()
                         .replace(['-', '_'], "")
                         .chars()
@@ -258,6 +264,46 @@ impl TestApp {
         (browser, kakao_id)
     }
 
+    /// A person of `role`, signed in: they sign up through Kakao as anyone does, then the
+    /// operator raises their flags through the change service.
+    pub async fn signed_in_as(&self, role: Role, email: &str) -> (Browser, User) {
+        let nickname = email.split('@').next().unwrap_or("x").to_owned();
+        let (browser, _) = self.signed_in(&nickname, email).await;
+        let user = self.user_by_email(email).expect("signed up");
+        let user = match role {
+            Role::Member => user,
+            Role::Staff | Role::Superuser => self.change(
+                user.id,
+                UserPatch {
+                    is_staff: Some(true),
+                    is_superuser: Some(role == Role::Superuser),
+                    ..UserPatch::default()
+                },
+            ),
+        };
+        (browser, user)
+    }
+
+    /// The CSRF token of `browser`'s session, read from the form on `path`.
+    pub async fn csrf(&self, browser: &Browser, path: &str) -> String {
+        let page = browser.get(&self.url(path)).await;
+        page.input_value("csrf_token")
+            .unwrap_or_else(|| panic!("no csrf token on {path}: {} {}", page.status, page.body))
+    }
+
+    /// Create a user as the operator would (provider `local`), through the change service.
+    pub fn create_user(&self, email: &str, name: &str) -> User {
+        pool_create_user(&self.pool, email, name)
+    }
+
+    /// Change a user as the operator would, through the change service.
+    pub fn change(&self, id: i64, patch: UserPatch) -> User {
+        let mut conn = self.conn();
+        changes::update_user(&mut conn, &Actor::Cli, id, &patch)
+            .expect("change")
+            .user
+    }
+
     pub fn conn(&self) -> kakao_login::db::PooledDb {
         self.pool.get().expect("connection")
     }
@@ -270,6 +316,71 @@ impl TestApp {
             .load::<User>(&mut *conn as &mut DbConnection)
             .expect("users")
     }
+
+    pub fn user(&self, id: i64) -> Option<User> {
+        self.users().into_iter().find(|u| u.id == id)
+    }
+
+    pub fn user_by_email(&self, email: &str) -> Option<User> {
+        self.users().into_iter().find(|u| u.email == email)
+    }
+
+    /// The Kakao id linked to user `id`, if any.
+    pub fn kakao_id(&self, id: i64) -> Option<i64> {
+        use kakao_login::db::schema::social_accounts;
+        let mut conn = self.conn();
+        social_accounts::table
+            .filter(social_accounts::user_id.eq(id))
+            .select(social_accounts::uid)
+            .first::<i64>(&mut *conn as &mut DbConnection)
+            .optional()
+            .expect("social account")
+    }
+
+    /// Every audit row, oldest first.
+    pub fn audit_rows(&self) -> Vec<AuditEntry> {
+        audit_rows(&self.pool)
+    }
+
+    /// The newest audit row's id: `audit_since` it lists what came after.
+    pub fn audit_mark(&self) -> i64 {
+        self.audit_rows().last().map_or(0, |e| e.id)
+    }
+
+    /// The audit rows written after `mark`, oldest first.
+    pub fn audit_since(&self, mark: i64) -> Vec<AuditEntry> {
+        self.audit_rows()
+            .into_iter()
+            .filter(|e| e.id > mark)
+            .collect()
+    }
+}
+
+/// Create a user as the operator would, through the change service, on `pool`.
+pub fn pool_create_user(pool: &DbPool, email: &str, name: &str) -> User {
+    let mut conn = pool.get().expect("connection");
+    changes::create_user(
+        &mut conn,
+        &Actor::Cli,
+        &CreateUser {
+            email: email.into(),
+            name: Some(name.into()),
+            provider: "local".into(),
+            ..CreateUser::default()
+        },
+        Role::Member,
+    )
+    .expect("create user")
+}
+
+/// Every audit row on `pool`, oldest first.
+pub fn audit_rows(pool: &DbPool) -> Vec<AuditEntry> {
+    use kakao_login::db::schema::audit_log;
+    let mut conn = pool.get().expect("connection");
+    audit_log::table
+        .order(audit_log::id)
+        .load::<AuditEntry>(&mut *conn as &mut DbConnection)
+        .expect("audit rows")
 }
 
 impl Drop for TestApp {
@@ -473,4 +584,56 @@ pub fn query_of(url: &str) -> BTreeMap<String, String> {
         .query_pairs()
         .into_owned()
         .collect()
+}
+
+/// A `redis-server` of the test's own on a free port, stopped when the test ends however it
+/// ends (tests never touch a shared Redis).
+pub struct RedisServer {
+    pub url: String,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (the Redis tests need Debian's redis-server)");
+        let url = format!("redis://127.0.0.1:{port}");
+        let server = RedisServer {
+            url,
+            child: Some(child),
+        };
+        for _ in 0..100 {
+            if redis::Client::open(server.url.as_str())
+                .and_then(|c| c.get_connection())
+                .is_ok()
+            {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {port} did not come up");
+    }
+
+    /// Kill the server (a fault test's way of making Redis go away).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

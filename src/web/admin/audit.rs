@@ -7,15 +7,48 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::AdminLayout;
-use super::users::HistoryRow;
-use crate::auth::{AppSession, StaffUser};
+use crate::auth::AppSession;
 use crate::db::{self, DbError};
-use crate::error::AppError;
 use crate::state::AppState;
-use crate::users::audit::{self, AuditAction, AuditFilter};
-use crate::web::{Layout, render};
+use crate::users::audit::{self, AuditAction, AuditEntry, AuditFilter};
+use crate::web::extract::StaffUser;
+use crate::web::labels::{action_label, format_time, via_label};
+use crate::web::{AppError, Layout, render};
 
 const PAGE_SIZE: i64 = 50;
+
+/// One audit entry as shown (here and on a user's page).
+pub struct HistoryRow {
+    pub id: i64,
+    pub at: String,
+    pub actor_id: Option<i64>,
+    pub actor_email: String,
+    pub target_id: Option<i64>,
+    pub target_email: String,
+    pub action: &'static str,
+    pub via: &'static str,
+    pub changes: Vec<(String, String, String)>,
+}
+
+impl HistoryRow {
+    pub fn of(e: &AuditEntry) -> HistoryRow {
+        HistoryRow {
+            id: e.id,
+            at: format_time(Some(e.at)),
+            actor_id: e.actor_id,
+            actor_email: e.actor_email.clone(),
+            target_id: e.target_id,
+            target_email: e.target_email.clone(),
+            action: action_label(&e.action),
+            via: via_label(&e.via),
+            changes: e
+                .field_changes()
+                .into_iter()
+                .map(|c| (c.field, c.old, c.new))
+                .collect(),
+        }
+    }
+}
 
 #[derive(Deserialize, Default)]
 pub struct AuditQuery {
@@ -31,10 +64,7 @@ pub struct AuditQuery {
 fn optional_id(s: &str) -> Result<Option<i64>, AppError> {
     match s.trim() {
         "" => Ok(None),
-        t => t
-            .parse()
-            .map(Some)
-            .map_err(|_| AppError::BadRequest("id".into())),
+        t => t.parse().map(Some).map_err(|_| AppError::bad_request("id")),
     }
 }
 
@@ -64,7 +94,7 @@ pub async fn list_audit(
         target_id: optional_id(&query.target)?,
         action: match query.action.as_str() {
             "" => None,
-            a => Some(AuditAction::parse(a).ok_or_else(|| AppError::BadRequest("action".into()))?),
+            a => Some(AuditAction::parse(a).ok_or_else(|| AppError::bad_request("action"))?),
         },
     };
     let before = query.before;
@@ -89,7 +119,7 @@ pub async fn list_audit(
             rows: page.entries.iter().map(HistoryRow::of).collect(),
             actions: AuditAction::ALL
                 .into_iter()
-                .map(|a| (a.as_str(), a.label()))
+                .map(|a| (a.as_str(), action_label(a.as_str())))
                 .collect(),
             actor: query.actor,
             target: query.target,

@@ -8,12 +8,12 @@ use askama::Template;
 use chrono::NaiveDate;
 
 use super::AdminLayout;
-use crate::auth::{AppSession, StaffUser};
+use crate::auth::AppSession;
 use crate::db::{self, DbError};
-use crate::error::AppError;
 use crate::state::AppState;
 use crate::users::stats::{self, Counts};
-use crate::web::{Layout, render};
+use crate::web::extract::StaffUser;
+use crate::web::{AppError, Layout, render};
 
 /// Drawing area of a chart, in SVG user units.
 const CHART_WIDTH: i64 = 720;
@@ -113,13 +113,12 @@ pub async fn show_dashboard(
     session: Session,
 ) -> Result<HttpResponse, AppError> {
     let now = db::now();
-    let (counts, days) = db::run(&state.pool, move |conn| {
-        let counts = stats::counts(conn, now)?;
-        // One grouped query over the longest window; the shorter chart is its tail.
-        let days = stats::signups_per_day(conn, now, 90)?;
-        Ok::<_, DbError>((counts, days))
+    // One grouped query over the longest window; the shorter chart is its tail.
+    let dashboard = db::run(&state.pool, move |conn| {
+        stats::dashboard(conn, now, 90).map_err(DbError::from)
     })
     .await?;
+    let (counts, days) = (dashboard.counts, dashboard.days);
     let last_30 = &days[days.len().saturating_sub(30)..];
     render(
         StatusCode::OK,

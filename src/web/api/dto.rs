@@ -3,9 +3,9 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::BodyFields;
-use crate::users::changes::UserPatch;
+use crate::users::changes::{KakaoUnlink, Removed, UserPatch};
 use crate::users::model::User;
+use crate::web::extract::BodyFields;
 
 /// A user as the API shows it. No tokens, sessions or password hashes, ever.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
@@ -151,7 +151,8 @@ impl BodyFields for CreateUserRequest {
     ];
 }
 
-/// Sign in with an access token from Kakao's mobile SDK.
+/// Sign in with an access token from Kakao's mobile SDK (no CSRF token: it acts on no
+/// existing session).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KakaoTokenRequest {
@@ -171,6 +172,20 @@ pub struct DeletedResponse {
     pub kakao_unlink: String,
     /// Why unlinking failed, when it did.
     pub kakao_error: Option<String>,
+}
+
+impl From<&Removed> for DeletedResponse {
+    fn from(r: &Removed) -> Self {
+        DeletedResponse {
+            deleted: true,
+            id: r.user.id,
+            kakao_unlink: r.kakao.as_str().to_owned(),
+            kakao_error: match &r.kakao {
+                KakaoUnlink::Failed(why) => Some(why.clone()),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// The CSRF token to send as `X-CSRF-Token` with cookie-authenticated unsafe requests.

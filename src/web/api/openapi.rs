@@ -3,8 +3,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::dto;
-use super::users;
+use super::{auth, dto, users};
 
 /// Every API operation and schema; a test checks each one is routed and nothing else is.
 #[derive(OpenApi)]
@@ -25,8 +24,8 @@ use super::users;
         users::get_me,
         users::update_me,
         users::delete_me,
-        users::csrf_token,
-        users::sign_in_with_kakao_token,
+        auth::get_csrf_token,
+        auth::sign_in_with_kakao_token,
     ),
     components(schemas(
         dto::UserResponse,
@@ -49,7 +48,7 @@ pub async fn openapi_json() -> HttpResponse {
             .content_type("application/json")
             .body(json),
         Err(e) => {
-            actix_web::ResponseError::error_response(&super::ApiError::Internal(e.to_string()))
+            actix_web::ResponseError::error_response(&crate::web::AppError::Internal(e.to_string()))
         }
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kakao_login::standin::{Consent, Endpoint, Fault, TestUser};
 
-use crate::support::{Browser, Resp, TestApp, query_of};
+use crate::support::{Browser, Resp, TestApp, UserPatch, query_of};
 
 async fn assert_not_signed_in(app: &TestApp, browser: &Browser) {
     let profile = browser.get(&app.url("/profile/")).await;
@@ -107,22 +107,13 @@ async fn unverified_or_invalid_emails_are_refused() {
 async fn an_inactive_account_cannot_sign_in() {
     let app = TestApp::spawn().await;
     let (_, kakao_id) = app.signed_in("정지", "inactive@example.com").await;
-    set_active(&app, false);
+    let user = app.user_by_email("inactive@example.com").expect("user");
+    app.change(user.id, UserPatch::active(false));
     let browser = app.browser();
     let done = app.login_agreeing(&browser, kakao_id, None).await;
     assert_eq!(done.status, 403);
     assert_eq!(done.error_code().as_deref(), Some("account_inactive"));
     assert_not_signed_in(&app, &browser).await;
-}
-
-pub fn set_active(app: &TestApp, active: bool) {
-    use diesel::prelude::*;
-    use kakao_login::db::schema::users;
-    let mut conn = app.conn();
-    diesel::update(users::table)
-        .set(users::is_active.eq(active))
-        .execute(&mut *conn)
-        .expect("update");
 }
 
 #[actix_web::test]

@@ -1,7 +1,11 @@
-//! UserManager's rules against a real database (SQLite, or PostgreSQL with TEST_DATABASE_URL).
+//! UserManager's rules against a real database (SQLite, or PostgreSQL with TEST_DATABASE_URL),
+//! through the one way users are created: `changes::create_user`, here by the operator.
 
 use kakao_login::db::DbConnection;
-use kakao_login::users::manager::{CreateUser, UserError, UserManager};
+use kakao_login::users::changes::{self, ChangeError};
+use kakao_login::users::manager::CreateUser;
+use kakao_login::users::model::User;
+use kakao_login::users::permissions::{Actor, Role};
 
 use crate::support::TestDb;
 
@@ -11,6 +15,14 @@ fn input(email: &str) -> CreateUser {
         provider: "local".into(),
         ..CreateUser::default()
     }
+}
+
+fn create_user(conn: &mut DbConnection, input: &CreateUser) -> Result<User, ChangeError> {
+    changes::create_user(conn, &Actor::Cli, input, Role::Member)
+}
+
+fn create_superuser(conn: &mut DbConnection, input: &CreateUser) -> Result<User, ChangeError> {
+    changes::create_user(conn, &Actor::Cli, input, Role::Superuser)
 }
 
 fn with_conn(f: impl FnOnce(&mut DbConnection)) {
@@ -23,7 +35,7 @@ fn with_conn(f: impl FnOnce(&mut DbConnection)) {
 #[test]
 fn create_user_makes_an_ordinary_active_user_with_a_normalized_email() {
     with_conn(|conn| {
-        let user = UserManager::create_user(
+        let user = create_user(
             conn,
             &CreateUser {
                 name: Some(" 홍길동 ".into()),
@@ -45,8 +57,7 @@ fn create_user_makes_an_ordinary_active_user_with_a_normalized_email() {
 #[test]
 fn create_superuser_sets_both_flags() {
     with_conn(|conn| {
-        let user =
-            UserManager::create_superuser(conn, &input("root@example.com")).expect("created");
+        let user = create_superuser(conn, &input("root@example.com")).expect("created");
         assert!(user.is_staff && user.is_superuser && user.is_active);
     });
 }
@@ -58,7 +69,7 @@ fn create_superuser_refuses_explicit_false_flags_like_django() {
             (Some(false), None, "is_staff"),
             (None, Some(false), "is_superuser"),
         ] {
-            let err = UserManager::create_superuser(
+            let err = create_superuser(
                 conn,
                 &CreateUser {
                     is_staff: staff,
@@ -68,7 +79,7 @@ fn create_superuser_refuses_explicit_false_flags_like_django() {
             )
             .expect_err("refused");
             match err {
-                UserError::Invalid(fields) => assert_eq!(fields.get(field).len(), 1, "{fields}"),
+                ChangeError::Invalid(fields) => assert_eq!(fields.get(field).len(), 1, "{fields}"),
                 other => panic!("expected a field error, got {other:?}"),
             }
         }
@@ -78,7 +89,7 @@ fn create_superuser_refuses_explicit_false_flags_like_django() {
 #[test]
 fn create_user_refuses_to_make_staff() {
     with_conn(|conn| {
-        let err = UserManager::create_user(
+        let err = create_user(
             conn,
             &CreateUser {
                 is_staff: Some(true),
@@ -86,19 +97,18 @@ fn create_user_refuses_to_make_staff() {
             },
         )
         .expect_err("refused");
-        assert!(matches!(err, UserError::Invalid(f) if !f.get("is_staff").is_empty()));
+        assert!(matches!(err, ChangeError::Invalid(f) if !f.get("is_staff").is_empty()));
     });
 }
 
 #[test]
 fn duplicate_emails_are_a_typed_error_whatever_their_case() {
     with_conn(|conn| {
-        UserManager::create_user(conn, &input("dup@example.com")).expect("first");
-        let err = UserManager::create_user(conn, &input("DUP@Example.com")).expect_err("second");
-        assert!(matches!(err, UserError::DuplicateEmail), "{err:?}");
-        let err =
-            UserManager::create_superuser(conn, &input("dup@example.com")).expect_err("third");
-        assert!(matches!(err, UserError::DuplicateEmail), "{err:?}");
+        create_user(conn, &input("dup@example.com")).expect("first");
+        let err = create_user(conn, &input("DUP@Example.com")).expect_err("second");
+        assert!(matches!(err, ChangeError::DuplicateEmail), "{err:?}");
+        let err = create_superuser(conn, &input("dup@example.com")).expect_err("third");
+        assert!(matches!(err, ChangeError::DuplicateEmail), "{err:?}");
     });
 }
 
@@ -154,15 +164,15 @@ fn each_field_rule_is_enforced() {
             ),
         ];
         for (bad, field) in cases {
-            match UserManager::create_user(conn, &bad) {
-                Err(UserError::Invalid(fields)) => {
+            match create_user(conn, &bad) {
+                Err(ChangeError::Invalid(fields)) => {
                     assert!(!fields.get(field).is_empty(), "{field}: {fields}")
                 }
                 other => panic!("{field}: expected a field error, got {other:?}"),
             }
         }
         // Boundaries are accepted.
-        UserManager::create_user(
+        create_user(
             conn,
             &CreateUser {
                 age: Some(150),
@@ -171,7 +181,7 @@ fn each_field_rule_is_enforced() {
             },
         )
         .expect("boundaries are valid");
-        UserManager::create_user(
+        create_user(
             conn,
             &CreateUser {
                 age: Some(0),

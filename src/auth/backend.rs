@@ -1,4 +1,5 @@
-//! The session store chosen at start-up: signed and encrypted cookies, or Redis.
+//! The session store chosen at start-up: signed and encrypted cookies, or Redis (the cookie
+//! then holds only the session's key).
 //! `SessionMiddleware` is generic over one store type, so this enum is that one type.
 
 use std::collections::HashMap;
@@ -43,13 +44,6 @@ impl SessionBackend {
                     .map_err(|e| anyhow::anyhow!("cannot connect to Redis for sessions: {e}"))?;
                 Ok(SessionBackend::Redis(store))
             }
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            SessionBackend::Cookie => "cookie",
-            SessionBackend::Redis(_) => "redis",
         }
     }
 }

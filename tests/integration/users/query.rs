@@ -4,8 +4,10 @@ use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 use kakao_login::db::DbConnection;
 use kakao_login::db::schema::users;
-use kakao_login::users::manager::{CreateUser, UserManager};
+use kakao_login::users::changes;
+use kakao_login::users::manager::CreateUser;
 use kakao_login::users::model::User;
+use kakao_login::users::permissions::{Actor, Role};
 use kakao_login::users::query::{Cursor, Direction, Ordering, UserFilter, list_users};
 
 use crate::support::TestDb;
@@ -31,8 +33,9 @@ fn base_time() -> NaiveDateTime {
 /// Users with distinct emails, some sharing join times, some never signed in.
 fn seed(conn: &mut DbConnection, n: usize) -> Vec<User> {
     for i in 0..n {
-        let user = UserManager::create_user(
+        let user = changes::create_user(
             conn,
+            &Actor::Cli,
             &CreateUser {
                 email: format!("user{:02}@example.com", (i * 7) % n),
                 name: Some(match i % 4 {
@@ -44,6 +47,7 @@ fn seed(conn: &mut DbConnection, n: usize) -> Vec<User> {
                 provider: if i % 3 == 0 { "local" } else { "kakao" }.into(),
                 ..CreateUser::default()
             },
+            Role::Member,
         )
         .expect("create");
         // Ties on date_joined (pairs), and every third user never signed in.
@@ -210,13 +214,15 @@ fn pages_stay_correct_while_users_are_added() {
     let first = list_users(&mut conn, &UserFilter::default(), ordering, None, 5).expect("page");
     // New users arrive between page views; with ids they sort after every existing one.
     for i in 0..3 {
-        UserManager::create_user(
+        changes::create_user(
             &mut conn,
+            &Actor::Cli,
             &CreateUser {
                 email: format!("late{i}@example.com"),
                 provider: "kakao".into(),
                 ..CreateUser::default()
             },
+            Role::Member,
         )
         .expect("create");
     }
@@ -296,14 +302,16 @@ fn search_matches_substrings_and_follows_changes() {
         ("hong@example.com", "홍길동"),
         ("near@example.com", "NEAR(a b) ^c"),
     ] {
-        UserManager::create_user(
+        changes::create_user(
             &mut conn,
+            &Actor::Cli,
             &CreateUser {
                 email: email.into(),
                 name: Some(name.into()),
                 provider: "kakao".into(),
                 ..CreateUser::default()
             },
+            Role::Member,
         )
         .expect("create");
     }

@@ -1,0 +1,3 @@
+ALTER TABLE audit_log DROP COLUMN via;
+ALTER TABLE user_sessions DROP COLUMN epoch;
+ALTER TABLE users DROP COLUMN session_epoch;

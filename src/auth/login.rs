@@ -1,0 +1,396 @@
+//! Signing in and out, as use cases the handlers call. Every way in ends the same way: one
+//! server-side session record for the person (`records::start`), the browser's previous
+//! session ended in the same step, and the session cookie renewed (`AppSession::sign_in`).
+//!
+//! - The Kakao web flow: [`start_kakao_login`] keeps `state`, the PKCE verifier and `next` in
+//!   the session; [`finish_kakao_login`] (the callback) consumes the state once, before any
+//!   call to Kakao, then exchanges the code, reads the profile and applies the identity rules.
+//! - [`sign_in_with_access_token`]: an access token from Kakao's mobile SDKs, validated with
+//!   Kakao, then the same identity rules.
+//! - [`sign_in_with_password`]: the break-glass password (rate limited).
+//! - [`current_user`]: who this session belongs to now; [`sign_out`].
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+
+use super::bearer::{self, TokenError};
+use super::records;
+use super::session::{AppSession, PendingLogin};
+use crate::db::{self, DbError, DbPool};
+use crate::kakao::{EmailStatus, KakaoClient, KakaoError, KakaoUser};
+use crate::state::AppState;
+use crate::users::changes;
+use crate::users::model::User;
+use crate::users::passwords;
+use crate::users::signin::{self, KakaoIdentity, SignInError, SignInKind};
+
+/// What was wrong with the `state` of a Kakao callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateProblem {
+    Missing,
+    Mismatch,
+    Expired,
+    Replayed,
+}
+
+/// Why Kakao's email cannot be used. Email consent is required: it is how a person's account
+/// is recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailProblem {
+    /// Not shared: the person declined the consent item.
+    Missing,
+    Unverified,
+    Invalid,
+}
+
+/// Why a sign-in (or sign-out) did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("bad login state: {0:?}")]
+    State(StateProblem),
+    /// The person pressed cancel at Kakao.
+    #[error("login cancelled at Kakao")]
+    Cancelled,
+    /// Kakao redirected back with an error other than a cancel (the code, cut short).
+    #[error("Kakao returned error {0}")]
+    KakaoRedirect(String),
+    #[error("the callback carries no code")]
+    CodeMissing,
+    #[error(transparent)]
+    Kakao(KakaoError),
+    /// An access token (mobile sign-in) that Kakao did not confirm.
+    #[error(transparent)]
+    Token(TokenError),
+    /// The email cannot be used; `next` is kept for asking Kakao again.
+    #[error("email {problem:?}")]
+    Email {
+        problem: EmailProblem,
+        next: Option<String>,
+    },
+    #[error("email already linked to another Kakao account")]
+    EmailLinkedElsewhere,
+    #[error("account inactive")]
+    Inactive,
+    /// Break-glass: wrong email or password (the same answer for both).
+    #[error("wrong email or password")]
+    WrongPassword,
+    #[error("too many attempts; retry after {0:?}")]
+    TooManyAttempts(Duration),
+    #[error(transparent)]
+    Db(DbError),
+    #[error("session store: {0}")]
+    Session(String),
+}
+
+impl From<DbError> for LoginError {
+    fn from(e: DbError) -> Self {
+        LoginError::Db(e)
+    }
+}
+
+impl From<KakaoError> for LoginError {
+    fn from(e: KakaoError) -> Self {
+        LoginError::Kakao(e)
+    }
+}
+
+impl From<actix_session::SessionInsertError> for LoginError {
+    fn from(e: actix_session::SessionInsertError) -> Self {
+        LoginError::Session(e.to_string())
+    }
+}
+
+/// A completed sign-in.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    pub kind: SignInKind,
+    /// Where the person asked to go afterwards (a same-site path), if anywhere.
+    pub next: Option<String>,
+}
+
+fn session_lifetime(state: &AppState) -> TimeDelta {
+    TimeDelta::hours(i64::from(state.settings.session_lifetime_hours))
+}
+
+/// Remember a started login in the session and return Kakao's authorize URL for it.
+pub fn start_kakao_login(
+    kakao: &KakaoClient,
+    session: &AppSession,
+    next: Option<String>,
+    scopes: &[&str],
+) -> Result<String, LoginError> {
+    let request = kakao.authorize(scopes);
+    session.push_login(PendingLogin {
+        state: request.state,
+        verifier: request.verifier,
+        next,
+        created: chrono::Utc::now().timestamp(),
+    })?;
+    Ok(request.url)
+}
+
+/// What Kakao sent back to the callback.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The callback: state first (before any call to Kakao), then Kakao's answer, the code
+/// exchange (never retried), the profile, and the sign-in.
+pub async fn finish_kakao_login(
+    state: &AppState,
+    kakao: &KakaoClient,
+    session: &AppSession,
+    callback: Callback,
+) -> Result<SignedIn, LoginError> {
+    let login = consume_state(state, session, &callback).await?;
+    if let Some(error) = callback.error.as_deref() {
+        return Err(match error {
+            "access_denied" | "consent_required" => {
+                log::info!("event=auth.login.cancelled reason=user_cancelled");
+                LoginError::Cancelled
+            }
+            other => LoginError::KakaoRedirect(other.chars().take(64).collect()),
+        });
+    }
+    let code = callback
+        .code
+        .filter(|c| !c.is_empty())
+        .ok_or(LoginError::CodeMissing)?;
+    let access_token = kakao.exchange_code(&code, &login.verifier).await?;
+    let kakao_user = kakao.user_me(&access_token).await?;
+    let (user, kind) = sign_in_kakao_user(state, session, &kakao_user, login.next.clone()).await?;
+    Ok(SignedIn {
+        user,
+        kind,
+        next: login.next,
+    })
+}
+
+/// Take the login this callback's `state` belongs to, once: it must be present, this
+/// browser's, not expired and never used before (the database remembers used states, so a
+/// replay fails even with a saved cookie and on another instance).
+async fn consume_state(
+    state: &AppState,
+    session: &AppSession,
+    callback: &Callback,
+) -> Result<PendingLogin, LoginError> {
+    let refuse = |problem: StateProblem| {
+        log::warn!("event=auth.callback.rejected reason={problem:?}");
+        LoginError::State(problem)
+    };
+    let Some(value) = callback.state.clone() else {
+        if callback.error.as_deref() == Some("access_denied") {
+            // Kakao's documented error redirect may omit `state`: a cancel is still a cancel.
+            return Err(LoginError::Cancelled);
+        }
+        return Err(refuse(StateProblem::Missing));
+    };
+    let Some(login) = session.take_login(&value) else {
+        let replayed = db::run(&state.pool, move |conn| {
+            records::login_state_consumed(conn, &value).map_err(DbError::from)
+        })
+        .await?;
+        return Err(refuse(if replayed {
+            StateProblem::Replayed
+        } else {
+            StateProblem::Mismatch
+        }));
+    };
+    let ttl = i64::try_from(state.settings.login_state_ttl_secs).unwrap_or(i64::MAX);
+    let deadline = login.created.saturating_add(ttl);
+    if chrono::Utc::now().timestamp() > deadline {
+        return Err(refuse(StateProblem::Expired));
+    }
+    let expires_at = chrono::DateTime::from_timestamp(deadline, 0)
+        .map(|t| t.naive_utc())
+        .unwrap_or_else(db::now);
+    let fresh = db::run(&state.pool, move |conn| {
+        records::consume_login_state(conn, &value, expires_at).map_err(DbError::from)
+    })
+    .await?;
+    if !fresh {
+        return Err(refuse(StateProblem::Replayed));
+    }
+    Ok(login)
+}
+
+/// Sign in with an access token from Kakao's mobile SDK: Kakao confirms it is ours, the
+/// profile is read with it, then the same identity rules as the web flow.
+pub async fn sign_in_with_access_token(
+    state: &AppState,
+    kakao: &KakaoClient,
+    session: &AppSession,
+    access_token: &str,
+) -> Result<SignedIn, LoginError> {
+    let token = access_token.trim();
+    let kakao_id = bearer::validate(kakao, &state.token_cache, token)
+        .await
+        .map_err(LoginError::Token)?;
+    let profile = kakao
+        .user_me(token)
+        .await
+        .map_err(|e| LoginError::Token(TokenError::from(e)))?;
+    if profile.id != kakao_id {
+        return Err(LoginError::Token(TokenError::Invalid));
+    }
+    let (user, kind) = sign_in_kakao_user(state, session, &profile, None).await?;
+    Ok(SignedIn {
+        user,
+        kind,
+        next: None,
+    })
+}
+
+/// The shared end of both Kakao sign-ins: the email rule, the identity rules, the session.
+async fn sign_in_kakao_user(
+    state: &AppState,
+    session: &AppSession,
+    kakao_user: &KakaoUser,
+    next: Option<String>,
+) -> Result<(User, SignInKind), LoginError> {
+    let email = match kakao_user.email_status() {
+        EmailStatus::Trusted(email) => email,
+        EmailStatus::Missing => Err(LoginError::Email {
+            problem: EmailProblem::Missing,
+            next,
+        })?,
+        EmailStatus::Unverified => Err(LoginError::Email {
+            problem: EmailProblem::Unverified,
+            next,
+        })?,
+        EmailStatus::Invalid => Err(LoginError::Email {
+            problem: EmailProblem::Invalid,
+            next,
+        })?,
+    };
+    let identity = KakaoIdentity {
+        kakao_id: kakao_user.id,
+        email,
+        nickname: kakao_user.nickname(),
+        profile_json: serde_json::to_string(kakao_user).unwrap_or_else(|_| "{}".to_owned()),
+    };
+    let kakao_id = identity.kakao_id;
+    let lifetime = session_lifetime(state);
+    let previous = session.token();
+    let signed_in = db::run(&state.pool, move |conn| {
+        let (user, kind) = signin::sign_in_with_kakao(conn, &identity)?;
+        let token = records::start(conn, &user, lifetime, previous.as_deref())?;
+        Ok::<_, SignInError>((user, kind, token))
+    })
+    .await;
+    let (user, kind, token) = match signed_in {
+        Ok(done) => done,
+        Err(SignInError::EmailLinkedElsewhere) => {
+            log::warn!("event=auth.link.refused reason=email_in_use kakao_id={kakao_id}");
+            return Err(LoginError::EmailLinkedElsewhere);
+        }
+        Err(SignInError::Inactive) => {
+            log::info!("event=auth.login.refused reason=inactive kakao_id={kakao_id}");
+            return Err(LoginError::Inactive);
+        }
+        Err(SignInError::InvalidEmail(_)) => {
+            return Err(LoginError::Email {
+                problem: EmailProblem::Invalid,
+                next: None,
+            });
+        }
+        Err(SignInError::Db(e)) => return Err(LoginError::Db(e)),
+    };
+    session.sign_in(&token)?;
+    log::info!(
+        "event=auth.login.success user_id={} kakao_id={kakao_id} kind={}",
+        user.id,
+        kind.as_str()
+    );
+    Ok((user, kind))
+}
+
+/// Longest email or password looked at (argon2's work is bounded by it).
+const PASSWORD_INPUT_MAX: usize = 1024;
+
+/// The break-glass sign-in: active staff with a password only, limited per client address and
+/// per account. A wrong password, an unknown email, a member or a deactivated account all get
+/// `WrongPassword`, at the cost of one argon2 verification each.
+pub async fn sign_in_with_password(
+    state: &AppState,
+    session: &AppSession,
+    client: &str,
+    email: &str,
+    password: &str,
+) -> Result<User, LoginError> {
+    let email = crate::users::manager::UserManager::normalize_email(email);
+    let client_key = format!("ip:{client}");
+    let account_key = format!("account:{email}");
+    let limits = &state.login_limits;
+    for (limiter, key, name) in [
+        (&limits.per_client, &client_key, "client"),
+        (&limits.per_account, &account_key, "account"),
+    ] {
+        if let Err(wait) = limiter.check(key) {
+            log::warn!("event=admin.break_glass.limited key={name}");
+            return Err(LoginError::TooManyAttempts(wait));
+        }
+    }
+    let found = if email.len() > PASSWORD_INPUT_MAX || password.len() > PASSWORD_INPUT_MAX {
+        None
+    } else {
+        let (email, password) = (email.clone(), password.to_owned());
+        db::run(&state.pool, move |conn| {
+            passwords::check_staff_password(conn, &email, &password).map_err(DbError::from)
+        })
+        .await?
+    };
+    let Some(user) = found else {
+        limits.per_client.fail(&client_key);
+        limits.per_account.fail(&account_key);
+        log::warn!("event=admin.break_glass.failed");
+        return Err(LoginError::WrongPassword);
+    };
+    limits.per_account.reset(&account_key);
+    let lifetime = session_lifetime(state);
+    let previous = session.token();
+    let (user, token) = db::run(&state.pool, move |conn| {
+        let user = changes::note_sign_in(conn, user.id)?;
+        let token = records::start(conn, &user, lifetime, previous.as_deref())?;
+        Ok::<_, DbError>((user, token))
+    })
+    .await?;
+    session.sign_in(&token)?;
+    log::warn!("event=admin.break_glass.success user_id={}", user.id);
+    Ok(user)
+}
+
+/// The active user this session belongs to, if its record is still live. A revoked or
+/// expired sign-in is forgotten from the session.
+pub async fn current_user(pool: &DbPool, session: &AppSession) -> Result<Option<User>, DbError> {
+    let Some(token) = session.token() else {
+        return Ok(None);
+    };
+    let user = db::run(pool, move |conn| {
+        records::user_for_token(conn, &token).map_err(DbError::from)
+    })
+    .await?;
+    if user.is_none() {
+        // Revoked, expired, or the user was deactivated: the cookie is worthless now.
+        session.forget_sign_in();
+    }
+    Ok(user)
+}
+
+/// End this session on the server and forget it in the browser.
+pub async fn sign_out(pool: &DbPool, session: &AppSession) -> Result<(), DbError> {
+    if let Some(token) = session.token() {
+        db::run(pool, move |conn| {
+            records::end(conn, &token).map_err(DbError::from)
+        })
+        .await?;
+    }
+    session.sign_out();
+    log::info!("event=auth.logout");
+    Ok(())
+}

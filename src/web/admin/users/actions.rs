@@ -1,0 +1,101 @@
+//! The action buttons of a user's page: (de)activate, sign out everywhere, and delete (with
+//! its confirmation page). Each is one call of the change service.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use super::super::{AdminLayout, admin_actor};
+use super::detail::load_detail;
+use crate::auth::AppSession;
+use crate::db;
+use crate::kakao::KakaoClient;
+use crate::state::AppState;
+use crate::users::changes::{self, UserPatch};
+use crate::users::model::User;
+use crate::users::permissions;
+use crate::web::extract::{Csrf, StaffUser};
+use crate::web::{AppError, Layout, render, see_other};
+
+/// `POST /admin/users/{id}/activate/` and `.../deactivate/` (which ends the user's sessions
+/// too).
+pub async fn set_active(
+    state: web::Data<AppState>,
+    StaffUser(actor): StaffUser,
+    path: web::Path<(i64, String)>,
+    _: Csrf,
+) -> Result<HttpResponse, AppError> {
+    let (id, action) = path.into_inner();
+    let patch = UserPatch::active(action == "activate");
+    let who = admin_actor(&actor);
+    db::run(&state.pool, move |conn| {
+        changes::update_user(conn, &who, id, &patch)
+    })
+    .await?;
+    Ok(see_other(&format!("/admin/users/{id}/?saved=1")))
+}
+
+/// `POST /admin/users/{id}/sign-out/`: end every session of the user.
+pub async fn sign_out_user(
+    state: web::Data<AppState>,
+    StaffUser(actor): StaffUser,
+    path: web::Path<i64>,
+    _: Csrf,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let who = admin_actor(&actor);
+    db::run(&state.pool, move |conn| {
+        changes::sign_out_everywhere(conn, &who, id)
+    })
+    .await?;
+    Ok(see_other(&format!("/admin/users/{id}/?saved=1")))
+}
+
+#[derive(Template)]
+#[template(path = "admin/delete.html")]
+struct DeletePage {
+    admin: AdminLayout,
+    layout: Layout,
+    user: User,
+    has_kakao: bool,
+}
+
+/// `GET /admin/users/{id}/delete/`: the confirmation page (superusers).
+pub async fn confirm_delete_user(
+    state: web::Data<AppState>,
+    StaffUser(actor): StaffUser,
+    session: Session,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    if !permissions::can_delete(&actor) {
+        return Err(AppError::Forbidden("only superusers delete users".into()));
+    }
+    let detail = load_detail(&state, &actor, path.into_inner()).await?;
+    render(
+        StatusCode::OK,
+        &DeletePage {
+            layout: Layout::new(&state, Some(&actor)),
+            admin: AdminLayout::new(&actor, &AppSession(session), "users"),
+            has_kakao: detail.kakao.is_some(),
+            user: detail.user,
+        },
+    )
+}
+
+/// `POST /admin/users/{id}/delete/`: delete, then unlink at Kakao with the admin key. The
+/// outcome at Kakao is shown on the list: the user is gone here either way.
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    kakao: web::Data<KakaoClient>,
+    StaffUser(actor): StaffUser,
+    path: web::Path<i64>,
+    _: Csrf,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let removed = changes::remove_user(&state.pool, &kakao, admin_actor(&actor), id).await?;
+    Ok(see_other(&format!(
+        "/admin/users/?deleted={id}&unlink={}",
+        removed.kakao.as_str()
+    )))
+}

@@ -1,0 +1,234 @@
+//! `GET/POST /admin/users/{id}/`: one user's facts, the edit form (only the fields the staff
+//! member may change), the action buttons and the user's history.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::super::audit::HistoryRow;
+use super::super::{AdminLayout, admin_actor};
+use crate::auth::AppSession;
+use crate::db;
+use crate::state::AppState;
+use crate::users::changes::{self, ChangeError, UserPatch};
+use crate::users::lookup::{self, UserDetail};
+use crate::users::manager::{FieldErrors, UserManager};
+use crate::users::model::{SocialAccount, User};
+use crate::users::permissions::{self, Role, UserField};
+use crate::web::extract::{Csrf, Form, StaffUser};
+use crate::web::labels::{format_time, provider_label, role_label};
+use crate::web::{AppError, Layout, render, see_other};
+
+/// The edit form's values and errors.
+#[derive(Default)]
+struct EditValues {
+    name: String,
+    age: String,
+    email: String,
+    is_active: bool,
+    is_staff: bool,
+    is_superuser: bool,
+    errors: FieldErrors,
+}
+
+impl EditValues {
+    fn of(u: &User) -> EditValues {
+        EditValues {
+            name: u.name.clone().unwrap_or_default(),
+            age: u.age.map(|a| a.to_string()).unwrap_or_default(),
+            email: u.email.clone(),
+            is_active: u.is_active,
+            is_staff: u.is_staff,
+            is_superuser: u.is_superuser,
+            errors: FieldErrors::default(),
+        }
+    }
+
+    fn errors_for(&self, field: &str) -> &[String] {
+        self.errors.get(field)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct UserPage {
+    admin: AdminLayout,
+    layout: Layout,
+    user: User,
+    role: &'static str,
+    provider: &'static str,
+    kakao: Option<SocialAccount>,
+    connected_at: String,
+    kakao_last_login: String,
+    date_joined: String,
+    last_login: String,
+    form: EditValues,
+    can_edit_name: bool,
+    can_edit_email: bool,
+    can_edit_active: bool,
+    can_edit_flags: bool,
+    can_manage: bool,
+    can_delete: bool,
+    saved: bool,
+    history: Vec<HistoryRow>,
+}
+
+impl UserPage {
+    fn can_edit_any(&self) -> bool {
+        self.can_edit_name || self.can_edit_email || self.can_edit_active || self.can_edit_flags
+    }
+}
+
+/// Everything the page shows about user `id`, if `actor` may see them.
+pub(super) async fn load_detail(
+    state: &AppState,
+    actor: &User,
+    id: i64,
+) -> Result<UserDetail, AppError> {
+    let actor = admin_actor(actor);
+    Ok(db::run(&state.pool, move |conn| {
+        lookup::user_detail(conn, &actor, id)
+    })
+    .await?)
+}
+
+fn user_page(
+    state: &AppState,
+    actor: &User,
+    session: &AppSession,
+    detail: UserDetail,
+    form: Option<EditValues>,
+) -> UserPage {
+    let UserDetail {
+        user,
+        kakao,
+        history,
+    } = detail;
+    let fields = permissions::editable_fields(actor, &user);
+    UserPage {
+        layout: Layout::new(state, Some(actor)),
+        admin: AdminLayout::new(actor, session, "users"),
+        role: role_label(Role::of(&user)),
+        provider: provider_label(&user.provider),
+        connected_at: format_time(kakao.as_ref().map(|k| k.connected_at)),
+        kakao_last_login: format_time(kakao.as_ref().map(|k| k.last_login)),
+        date_joined: format_time(Some(user.date_joined)),
+        last_login: format_time(user.last_login),
+        form: form.unwrap_or_else(|| EditValues::of(&user)),
+        can_edit_name: fields.contains(&UserField::Name),
+        can_edit_email: fields.contains(&UserField::Email),
+        can_edit_active: fields.contains(&UserField::IsActive),
+        can_edit_flags: fields.contains(&UserField::IsSuperuser),
+        can_manage: permissions::can_manage(actor, &user),
+        can_delete: permissions::can_delete(actor),
+        saved: false,
+        history: history.iter().map(HistoryRow::of).collect(),
+        kakao,
+        user,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SavedQuery {
+    saved: Option<String>,
+}
+
+/// `GET /admin/users/{id}/`.
+pub async fn show_user(
+    state: web::Data<AppState>,
+    StaffUser(actor): StaffUser,
+    session: Session,
+    path: web::Path<i64>,
+    query: web::Query<SavedQuery>,
+) -> Result<HttpResponse, AppError> {
+    let detail = load_detail(&state, &actor, path.into_inner()).await?;
+    let mut page = user_page(&state, &actor, &AppSession(session), detail, None);
+    page.saved = query.saved.is_some();
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct EditForm {
+    name: Option<String>,
+    age: Option<String>,
+    email: Option<String>,
+    is_active: Option<String>,
+    is_staff: Option<String>,
+    is_superuser: Option<String>,
+}
+
+/// `POST /admin/users/{id}/`: save the edit form through the change service; field errors
+/// come back in the form (422).
+pub async fn update_user(
+    state: web::Data<AppState>,
+    StaffUser(actor): StaffUser,
+    session: Session,
+    path: web::Path<i64>,
+    Csrf(Form(form)): Csrf<Form<EditForm>>,
+) -> Result<HttpResponse, AppError> {
+    let session = AppSession(session);
+    let id = path.into_inner();
+    let detail = load_detail(&state, &actor, id).await?;
+    let allowed = permissions::editable_fields(&actor, &detail.user);
+    let mut patch = UserPatch {
+        name: form.name.clone().map(Some),
+        email: form.email.clone(),
+        ..UserPatch::default()
+    };
+    // An unticked checkbox is not sent, so a flag the actor may edit is false when absent. A
+    // flag they may not edit is passed on only when sent, for the service to refuse.
+    for (field, sent, slot) in [
+        (UserField::IsActive, &form.is_active, &mut patch.is_active),
+        (UserField::IsStaff, &form.is_staff, &mut patch.is_staff),
+        (
+            UserField::IsSuperuser,
+            &form.is_superuser,
+            &mut patch.is_superuser,
+        ),
+    ] {
+        if allowed.contains(&field) || sent.is_some() {
+            *slot = Some(sent.is_some());
+        }
+    }
+    let entered = EditValues {
+        name: form.name.clone().unwrap_or_default(),
+        age: form.age.clone().unwrap_or_default(),
+        email: form
+            .email
+            .clone()
+            .unwrap_or_else(|| detail.user.email.clone()),
+        is_active: form.is_active.is_some(),
+        is_staff: form.is_staff.is_some(),
+        is_superuser: form.is_superuser.is_some(),
+        errors: FieldErrors::default(),
+    };
+    let age = form.age.as_deref().map(UserManager::parse_age).transpose();
+    let errors = match age {
+        Err(problem) => {
+            let mut errors = changes::field_problems(&patch);
+            errors.add("age", problem);
+            errors
+        }
+        Ok(age) => {
+            patch.age = age;
+            let who = admin_actor(&actor);
+            let result = db::run(&state.pool, move |conn| {
+                changes::update_user(conn, &who, id, &patch)
+            })
+            .await;
+            match result {
+                Ok(_) => return Ok(see_other(&format!("/admin/users/{id}/?saved=1"))),
+                Err(ChangeError::Invalid(errors)) => errors,
+                Err(ChangeError::DuplicateEmail) => {
+                    FieldErrors::single("email", "이미 다른 회원이 쓰는 이메일입니다.")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let form = EditValues { errors, ..entered };
+    let page = user_page(&state, &actor, &session, detail, Some(form));
+    render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+}

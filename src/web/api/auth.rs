@@ -1,0 +1,39 @@
+//! Signing in with a Kakao access token (the mobile SDKs), and the CSRF token for cookie
+//! clients.
+
+use actix_session::Session;
+use actix_web::{HttpResponse, web};
+
+use super::dto::{CsrfResponse, KakaoTokenRequest, UserResponse};
+use super::ok_json;
+use crate::auth::{AppSession, login};
+use crate::kakao::KakaoClient;
+use crate::state::AppState;
+use crate::web::AppError;
+use crate::web::extract::JsonBody;
+
+/// `GET /api/auth/csrf/`: the token for `X-CSRF-Token` (cookie sessions).
+#[utoipa::path(get, path = "/api/auth/csrf/", tag = "auth",
+    responses((status = 200, body = CsrfResponse)))]
+pub async fn get_csrf_token(session: Session) -> HttpResponse {
+    ok_json(&CsrfResponse {
+        csrf_token: AppSession(session).csrf_token(),
+    })
+}
+
+/// `POST /api/auth/kakao/`: sign in (or up) with an access token from Kakao's mobile SDK,
+/// by the same identity rules as the web flow; sets the session cookie.
+#[utoipa::path(post, path = "/api/auth/kakao/", request_body = KakaoTokenRequest, tag = "auth",
+    responses((status = 200, body = UserResponse), (status = 400), (status = 401), (status = 403),
+        (status = 409), (status = 503)))]
+pub async fn sign_in_with_kakao_token(
+    state: web::Data<AppState>,
+    kakao: web::Data<KakaoClient>,
+    session: Session,
+    JsonBody(body): JsonBody<KakaoTokenRequest>,
+) -> Result<HttpResponse, AppError> {
+    let signed_in =
+        login::sign_in_with_access_token(&state, &kakao, &AppSession(session), &body.access_token)
+            .await?;
+    Ok(ok_json(&UserResponse::from(&signed_in.user)))
+}

@@ -1,0 +1,399 @@
+//! Extractors that put "who is calling" and "this request is really theirs" into handler
+//! signatures, for pages and the API alike.
+//!
+//! - [`MaybeUser`], [`CurrentUser`], [`StaffUser`], [`SuperUser`]: the caller, by the policy's
+//!   named permissions. The caller is found once per request: on the API by
+//!   `Authorization: Bearer <Kakao access token>` when one is sent, otherwise (and on every
+//!   page) by the session cookie, re-read from the database each request so that sign-out,
+//!   revocation and deactivation take effect at once.
+//! - [`Csrf`]: the one CSRF check, wrapping the body of every state-changing request that acts
+//!   with the session cookie's authority: the `Origin` (when sent) is ours and the session's
+//!   token came along, in the form's `csrf_token` field or the `X-CSRF-Token` header.
+//! - [`Form`] and [`JsonBody`]: request bodies, read with limits.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_session::SessionExt;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use super::error::AppError;
+use crate::auth::{AppSession, bearer, login};
+use crate::kakao::KakaoClient;
+use crate::state::AppState;
+use crate::users::manager::FieldErrors;
+use crate::users::model::User;
+use crate::users::permissions::Permission;
+
+/// Largest request body accepted (forms and JSON).
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// Whether a request is the JSON API's (its errors get the JSON face, and it accepts bearer
+/// tokens); everything else is a page.
+pub fn is_api(req: &HttpRequest) -> bool {
+    req.path().starts_with("/api/")
+}
+
+fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or_else(|| AppError::Internal("AppState missing".into()))
+}
+
+/// How a caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthVia {
+    Session,
+    Bearer,
+}
+
+#[derive(Clone)]
+struct CachedCaller(Option<(User, AuthVia)>);
+
+/// The caller of this request, found once and kept for the rest of it.
+pub async fn caller(req: &HttpRequest) -> Result<Option<(User, AuthVia)>, AppError> {
+    if let Some(cached) = req.extensions().get::<CachedCaller>() {
+        return Ok(cached.0.clone());
+    }
+    let state = app_state(req)?.clone();
+    let found = match req.headers().get(header::AUTHORIZATION) {
+        Some(value) if is_api(req) => {
+            let value = value.to_str().map_err(|_| AppError::InvalidToken)?;
+            let kakao = req
+                .app_data::<web::Data<KakaoClient>>()
+                .ok_or_else(|| AppError::Internal("Kakao client missing".into()))?;
+            let user = bearer::authenticate(&state.pool, kakao, &state.token_cache, value).await?;
+            Some((user, AuthVia::Bearer))
+        }
+        _ => login::current_user(&state.pool, &AppSession(req.get_session()))
+            .await?
+            .map(|user| (user, AuthVia::Session)),
+    };
+    req.extensions_mut().insert(CachedCaller(found.clone()));
+    Ok(found)
+}
+
+/// The path and query of this request, for `next`.
+pub fn here(req: &HttpRequest) -> String {
+    match req.uri().path_and_query() {
+        Some(pq) => pq.as_str().to_owned(),
+        None => req.path().to_owned(),
+    }
+}
+
+type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, AppError>>>>;
+
+/// The caller, if anyone is signed in.
+pub struct MaybeUser(pub Option<User>);
+
+impl FromRequest for MaybeUser {
+    type Error = AppError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Ok(MaybeUser(caller(&req).await?.map(|(user, _)| user))) })
+    }
+}
+
+/// The caller, who `permission` must allow: anonymous callers are sent to sign in (pages) or
+/// answered 401 (API); signed-in people without the permission get 403.
+async fn permitted(req: &HttpRequest, permission: Permission) -> Result<User, AppError> {
+    let Some((user, _)) = caller(req).await? else {
+        return Err(AppError::LoginRequired { next: here(req) });
+    };
+    if permission.allows(&user) {
+        return Ok(user);
+    }
+    log::warn!(
+        "event=access.forbidden user_id={} path={} needs={permission:?}",
+        user.id,
+        req.path()
+    );
+    Err(AppError::Forbidden(
+        match permission {
+            Permission::IsSuperuser => "superusers only",
+            Permission::IsStaff => "staff only",
+            Permission::IsAuthenticated => "active accounts only",
+        }
+        .to_owned(),
+    ))
+}
+
+macro_rules! permission_extractor {
+    ($(#[$doc:meta])* $name:ident, $permission:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub User);
+
+        impl FromRequest for $name {
+            type Error = AppError;
+            type Future = Extracted<Self>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                let req = req.clone();
+                Box::pin(async move { permitted(&req, $permission).await.map($name) })
+            }
+        }
+    };
+}
+
+permission_extractor!(
+    /// `IsAuthenticated`: the signed-in, active caller.
+    CurrentUser,
+    Permission::IsAuthenticated
+);
+permission_extractor!(
+    /// `IsStaff`: active staff (superusers are staff).
+    StaffUser,
+    Permission::IsStaff
+);
+permission_extractor!(
+    /// `IsSuperuser`.
+    SuperUser,
+    Permission::IsSuperuser
+);
+
+impl FromRequest for AuthVia {
+    type Error = AppError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            match caller(&req).await? {
+                Some((_, via)) => Ok(via),
+                None => Err(AppError::LoginRequired { next: here(&req) }),
+            }
+        })
+    }
+}
+
+// ---- CSRF ---------------------------------------------------------------------------------
+
+/// A state-changing request that this session made from this site, with its body `B`:
+/// `Csrf<Form<T>>` for a form, `Csrf<JsonBody<T>>` for JSON, bare `Csrf` for a request whose
+/// only content is the token (an action button's form, or an API `DELETE` with the header).
+///
+/// API calls authenticated by a bearer token carry no cookie authority to abuse and need no
+/// token. The one unsafe call without it is the mobile sign-in (`POST /api/auth/kakao/`),
+/// which acts on no existing session: it makes one from a Kakao token.
+pub struct Csrf<B = ()>(pub B);
+
+/// A body that may carry the CSRF token itself. It is read first (the token may be in it),
+/// checked, and only then parsed, so that a forged request is refused before its content is
+/// looked at.
+pub trait CsrfBody: Sized + 'static {
+    /// Whether the body can carry the token (a form can; JSON sends it as a header).
+    const TOKEN_IN_BODY: bool;
+    /// Make the value from the raw body, after the token was checked.
+    fn parse(req: &HttpRequest, body: &[u8]) -> Result<Self, AppError>;
+}
+
+/// Whether this session may act: `Origin` is ours (or, without one, the fetch is not
+/// cross-site) and `submitted` (or the `X-CSRF-Token` header) is the session's token.
+fn verify_csrf(req: &HttpRequest, submitted: Option<String>) -> Result<(), AppError> {
+    if is_api(req) && req.headers().contains_key(header::AUTHORIZATION) {
+        return Ok(());
+    }
+    let state = app_state(req)?;
+    let submitted = submitted.or_else(|| {
+        req.headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let session = AppSession(req.get_session());
+    let token_ok = submitted.is_some_and(|t| session.csrf_matches(&t));
+    if same_origin(req, state) && token_ok {
+        return Ok(());
+    }
+    log::warn!("event=csrf.rejected route={}", req.path());
+    Err(AppError::Csrf)
+}
+
+impl<B: CsrfBody> FromRequest for Csrf<B> {
+    type Error = AppError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let body = read_body(&req, payload).await?;
+            let token = (B::TOKEN_IN_BODY && is_form(&req))
+                .then(|| form_token(&body))
+                .flatten();
+            verify_csrf(&req, token)?;
+            Ok(Csrf(B::parse(&req, &body)?))
+        })
+    }
+}
+
+/// A present `Origin` must be ours; without one, the browser's `Sec-Fetch-Site` must not say
+/// cross-site (defence in depth beside the token).
+pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
+    match req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => req
+            .headers()
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|site| site != "cross-site"),
+        Some(origin) => {
+            origin == state.settings.public_url
+                || url::Url::parse(&state.settings.public_url)
+                    .map(|u| u.origin().ascii_serialization() == origin)
+                    .unwrap_or(false)
+        }
+    }
+}
+
+/// Read at most `BODY_LIMIT` bytes of the body (413 beyond).
+async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::BytesMut, AppError> {
+    let declared_too_large = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > BODY_LIMIT);
+    if declared_too_large {
+        return Err(AppError::TooLarge);
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest {
+            code: "bad_body",
+            detail: e.to_string(),
+        })?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(AppError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Whether the request's content type is `application/{subtype}`.
+fn is_application(req: &HttpRequest, subtype: &str) -> bool {
+    req.mime_type()
+        .ok()
+        .flatten()
+        .is_some_and(|m| m.type_() == "application" && m.subtype() == subtype)
+}
+
+fn is_form(req: &HttpRequest) -> bool {
+    is_application(req, "x-www-form-urlencoded")
+}
+
+/// The `csrf_token` field of a form body.
+fn form_token(body: &[u8]) -> Option<String> {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == "csrf_token")
+        .map(|(_, v)| v.into_owned())
+}
+
+impl CsrfBody for () {
+    const TOKEN_IN_BODY: bool = true;
+
+    fn parse(_: &HttpRequest, _: &[u8]) -> Result<(), AppError> {
+        Ok(())
+    }
+}
+
+/// A form body (`application/x-www-form-urlencoded`, at most 16 KiB). Repeated fields
+/// collect into a `Vec` (checkbox lists). Read only through `Csrf<Form<T>>`: every form here
+/// changes something.
+pub struct Form<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> CsrfBody for Form<T> {
+    const TOKEN_IN_BODY: bool = true;
+
+    fn parse(req: &HttpRequest, body: &[u8]) -> Result<Self, AppError> {
+        // A form without fields may come without a content type.
+        let body = if is_form(req) { body } else { &[] };
+        serde_html_form::from_bytes::<T>(body)
+            .map(Form)
+            .map_err(|e| AppError::bad_request(format!("form: {e}")))
+    }
+}
+
+/// A JSON request body: `application/json` only (415), at most 16 KiB (413), well-formed
+/// (400), a JSON object without unknown fields (400 with a field map), each field of the
+/// right type (400 with a field map).
+pub struct JsonBody<T>(pub T);
+
+/// The fields a request body may carry (to report every unknown one, as DRF does).
+pub trait BodyFields {
+    const FIELDS: &'static [&'static str];
+}
+
+impl<T: DeserializeOwned + BodyFields + 'static> JsonBody<T> {
+    fn from_body(req: &HttpRequest, body: &[u8]) -> Result<Self, AppError> {
+        if !is_application(req, "json") {
+            return Err(AppError::UnsupportedMediaType);
+        }
+        parse_json(body).map(JsonBody)
+    }
+}
+
+impl<T: DeserializeOwned + BodyFields + 'static> FromRequest for JsonBody<T> {
+    type Error = AppError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let body = read_body(&req, payload).await?;
+            Self::from_body(&req, &body)
+        })
+    }
+}
+
+impl<T: DeserializeOwned + BodyFields + 'static> CsrfBody for JsonBody<T> {
+    const TOKEN_IN_BODY: bool = false;
+
+    fn parse(req: &HttpRequest, body: &[u8]) -> Result<Self, AppError> {
+        Self::from_body(req, body)
+    }
+}
+
+/// Parse a JSON body into `T`, with DRF-shaped field errors.
+pub fn parse_json<T: DeserializeOwned + BodyFields>(body: &[u8]) -> Result<T, AppError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| AppError::BadRequest {
+            code: "malformed_json",
+            detail: e.to_string(),
+        })?;
+    let Some(object) = value.as_object() else {
+        return Err(AppError::Invalid(FieldErrors::single(
+            "non_field_errors",
+            "JSON 객체여야 합니다.",
+        )));
+    };
+    let mut unknown = FieldErrors::default();
+    for key in object.keys() {
+        if !T::FIELDS.contains(&key.as_str()) {
+            unknown.add(key, "알 수 없는 필드입니다.");
+        }
+    }
+    unknown.into_result()?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field.is_empty() || field == "." {
+            "non_field_errors".to_owned()
+        } else {
+            field
+        };
+        AppError::Invalid(FieldErrors::single(
+            &field,
+            format!("올바른 값이 아닙니다: {}", e.inner()),
+        ))
+    })
+}

@@ -1,0 +1,143 @@
+//! The break-glass sign-in at /admin/login/ and the `changepassword` command behind it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::support::{Browser, Role, TestApp, UserPatch};
+
+/// Run `kakao-login changepassword` with the password on stdin.
+fn change_password(app: &TestApp, email: &str, password: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kakao-login"))
+        .args(["changepassword", "--email", email, "--stdin"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.db.url)
+        .env("DATA_DIR", app.data_dir.path())
+        .env("CONFIG_DIR", "/nonexistent")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kakao-login");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+async fn try_password(
+    app: &TestApp,
+    browser: &Browser,
+    email: &str,
+    password: &str,
+) -> crate::support::Resp {
+    let token = app.csrf(browser, "/admin/login/").await;
+    browser
+        .post_form(
+            &app.url("/admin/login/"),
+            &[
+                ("csrf_token", &token),
+                ("email", email),
+                ("password", password),
+                ("next", "/admin/users/"),
+            ],
+        )
+        .await
+}
+
+#[actix_web::test]
+async fn staff_sign_in_with_a_break_glass_password_and_guessing_is_limited() {
+    let app = TestApp::spawn().await;
+    let (_, staff_user) = app.signed_in_as(Role::Staff, "staff@example.com").await;
+    app.create_user("member@example.com", "회원");
+    let short = change_password(&app, "staff@example.com", "short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("12"));
+    let member = change_password(&app, "member@example.com", "a long enough password");
+    assert!(!member.status.success(), "members get no password");
+    let ok = change_password(&app, "staff@example.com", "correct horse battery");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let row = app.audit_rows().pop().expect("audit row");
+    assert_eq!(
+        (row.action.as_str(), row.actor_id, row.target_id),
+        ("set_password", None, Some(staff_user.id))
+    );
+
+    let browser = app.browser();
+    let wrong = try_password(&app, &browser, "staff@example.com", "wrong password!").await;
+    let unknown = try_password(&app, &browser, "nobody@example.com", "wrong password!").await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(unknown.status, 401);
+    assert_eq!(
+        wrong.body.replace("staff@example.com", "E"),
+        unknown.body.replace("nobody@example.com", "E"),
+        "a wrong password and an unknown email look the same"
+    );
+    assert_eq!(browser.get(&app.url("/admin/")).await.status, 303);
+
+    let right = try_password(&app, &browser, "STAFF@example.com", "correct horse battery").await;
+    assert_eq!(right.status, 303, "{}", right.body);
+    assert_eq!(right.location(), "/admin/users/");
+    assert_eq!(browser.get(&app.url("/admin/")).await.status, 200);
+    // The same server-side session as a Kakao sign-in: signing out ends it.
+    let token = app.csrf(&browser, "/kakao/logout/").await;
+    browser
+        .post_form(&app.url("/kakao/logout/"), &[("csrf_token", &token)])
+        .await;
+    assert_eq!(browser.get(&app.url("/admin/")).await.status, 303);
+
+    // A deactivated staff member cannot use it.
+    app.change(staff_user.id, UserPatch::active(false));
+    let inactive = try_password(
+        &app,
+        &app.browser(),
+        "staff@example.com",
+        "correct horse battery",
+    )
+    .await;
+    assert_eq!(inactive.status, 401);
+
+    // Per account: five failures, then 429 with Retry-After, even with the right password.
+    let guesser = app.browser();
+    // The success above cleared this account's count; the inactive attempt was one failure.
+    for _ in 0..4 {
+        assert_eq!(
+            try_password(&app, &guesser, "staff@example.com", "guess guess guess")
+                .await
+                .status,
+            401
+        );
+    }
+    let limited = try_password(&app, &guesser, "staff@example.com", "correct horse battery").await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(limited.error_code().as_deref(), Some("rate_limited"));
+    let retry: u64 = limited
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!(retry > 0 && retry <= 900);
+    // Per client: other emails from the same address run out too.
+    let mut statuses = Vec::new();
+    for i in 0..16 {
+        statuses.push(
+            try_password(
+                &app,
+                &guesser,
+                &format!("x{i}@example.com"),
+                "guess guess guess",
+            )
+            .await
+            .status,
+        );
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+}

@@ -1,0 +1,215 @@
+//! Kakao access tokens: as bearer credentials (validated by Kakao's codes, cached) and for
+//! the mobile sign-in.
+
+use serde_json::json;
+
+use super::client;
+use kakao_login::standin::{Endpoint, Fault};
+
+use crate::support::{Browser, Resp, Role, TestApp};
+
+async fn bearer(app: &TestApp, token: &str, path: &str) -> Resp {
+    Browser::new()
+        .get_with(
+            &app.url(path),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await
+}
+
+#[actix_web::test]
+async fn kakao_access_tokens_are_validated_by_kakaos_code() {
+    let app = TestApp::spawn().await;
+    let member = client(&app, Role::Member, "bearer@example.com").await;
+    let token = app.kakao.standin.issue_access_token(member.kakao_id);
+    let ok = bearer(&app, &token, "/api/users/me/").await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["id"], member.id);
+    let lower = Browser::new()
+        .get_with(
+            &app.url("/api/users/me/"),
+            &[("authorization", &format!("bearer {token}"))],
+        )
+        .await;
+    assert_eq!(lower.status, 200, "the scheme is case-insensitive");
+
+    let cases: Vec<(Fault, u16, &str)> = vec![
+        (
+            Fault::KapiError {
+                status: 400,
+                code: -1,
+            },
+            503,
+            "kakao_unavailable",
+        ),
+        (
+            Fault::KapiError {
+                status: 400,
+                code: -7,
+            },
+            503,
+            "kakao_unavailable",
+        ),
+        (Fault::Status(500), 503, "kakao_unavailable"),
+        (Fault::MalformedJson, 503, "kakao_unavailable"),
+        (
+            Fault::KapiError {
+                status: 400,
+                code: -2,
+            },
+            400,
+            "malformed_token",
+        ),
+        (
+            Fault::KapiError {
+                status: 401,
+                code: -401,
+            },
+            401,
+            "invalid_token",
+        ),
+        (
+            Fault::KapiError {
+                status: 403,
+                code: -3,
+            },
+            401,
+            "invalid_token",
+        ),
+        (Fault::ForeignAppId(777), 401, "app_id_mismatch"),
+    ];
+    for (fault, status, code) in cases {
+        // A fresh token each time, so no cached answer hides the fault.
+        let t = app.kakao.standin.issue_access_token(member.kakao_id);
+        app.kakao
+            .standin
+            .set_fault(Endpoint::TokenInfo, Some(fault.clone()));
+        let r = bearer(&app, &t, "/api/users/me/").await;
+        app.kakao.standin.set_fault(Endpoint::TokenInfo, None);
+        assert_eq!(r.status, status, "{fault:?}: {}", r.body);
+        assert_eq!(r.json()["error"], code, "{fault:?}");
+        match status {
+            503 => {
+                assert!(r.header("retry-after").is_some());
+                assert_eq!(r.json()["temporary"], true);
+            }
+            401 => assert_eq!(
+                r.header("www-authenticate"),
+                Some("Bearer error=\"invalid_token\"")
+            ),
+            _ => {}
+        }
+        // Negative answers are not cached: the same token works once Kakao does.
+        if status == 503 {
+            assert_eq!(
+                bearer(&app, &t, "/api/users/me/").await.status,
+                200,
+                "{fault:?}"
+            );
+        }
+    }
+
+    // Expired at Kakao: 401 with the invalid_token challenge.
+    let t = app.kakao.standin.issue_access_token(member.kakao_id);
+    app.kakao.standin.expire_access_token(&t);
+    let r = bearer(&app, &t, "/api/users/me/").await;
+    assert_eq!(r.status, 401);
+    // Bearer calls need no CSRF token.
+    let r = Browser::new()
+        .request(
+            "PATCH",
+            &app.url("/api/users/me/"),
+            Some("{\"age\":41}"),
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("content-type", "application/json"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Not a Bearer token at all.
+    let r = Browser::new()
+        .get_with(
+            &app.url("/api/users/me/"),
+            &[("authorization", "Basic abc")],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+}
+
+#[actix_web::test]
+async fn positive_token_answers_are_cached_and_unknown_kakao_users_are_refused() {
+    let app = TestApp::spawn().await;
+    let member = client(&app, Role::Member, "cache@example.com").await;
+    let token = app.kakao.standin.issue_access_token(member.kakao_id);
+    assert_eq!(bearer(&app, &token, "/api/users/me/").await.status, 200);
+    let calls = app.kakao.standin.hits(Endpoint::TokenInfo);
+    for _ in 0..3 {
+        assert_eq!(bearer(&app, &token, "/api/users/me/").await.status, 200);
+    }
+    assert_eq!(
+        app.kakao.standin.hits(Endpoint::TokenInfo),
+        calls,
+        "answered from the cache"
+    );
+
+    let stranger = app.kakao_user("낯선", "stranger@example.com");
+    let t = app.kakao.standin.issue_access_token(stranger);
+    let r = bearer(&app, &t, "/api/users/me/").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["error"], "not_registered");
+}
+
+#[actix_web::test]
+async fn mobile_apps_sign_in_with_a_kakao_access_token() {
+    let app = TestApp::spawn().await;
+    let kakao_id = app.kakao_user("모바일", "Mobile@Example.com");
+    let token = app.kakao.standin.issue_access_token(kakao_id);
+    let browser = Browser::new();
+    let r = browser
+        .request(
+            "POST",
+            &app.url("/api/auth/kakao/"),
+            Some(&json!({"access_token": token}).to_string()),
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["email"], "mobile@example.com");
+    assert_eq!(r.json()["provider"], "kakao");
+    assert_eq!(
+        browser.get(&app.url("/profile/")).await.status,
+        200,
+        "session cookie set"
+    );
+    assert_eq!(app.users().len(), 1);
+
+    let again = Browser::new()
+        .request(
+            "POST",
+            &app.url("/api/auth/kakao/"),
+            Some(&json!({"access_token": token}).to_string()),
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(app.users().len(), 1, "same identity rules as the web flow");
+
+    app.kakao
+        .standin
+        .set_fault(Endpoint::TokenInfo, Some(Fault::ForeignAppId(1)));
+    let other = app.kakao.standin.issue_access_token(kakao_id);
+    let r = Browser::new()
+        .request(
+            "POST",
+            &app.url("/api/auth/kakao/"),
+            Some(&json!({"access_token": other}).to_string()),
+            &[("content-type", "application/json")],
+        )
+        .await;
+    app.kakao.standin.set_fault(Endpoint::TokenInfo, None);
+    assert_eq!(
+        r.status, 401,
+        "a token of another app never signs anyone in"
+    );
+}

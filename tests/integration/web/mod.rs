@@ -1,0 +1,10 @@
+//! Through HTTP, mirroring `src/web/`: the Kakao login pages, the other pages, sessions, the
+//! admin, the API, and the doors into the change service.
+
+mod admin;
+mod api;
+mod doors;
+mod kakao_failures;
+mod kakao_flow;
+mod pages;
+mod sessions;
