@@ -10,6 +10,7 @@ fn main() {
     // service fails them.
     println!("cargo::rustc-check-cfg=cfg(has_browser)");
     println!("cargo::rustc-check-cfg=cfg(has_redis)");
+    println!("cargo::rustc-check-cfg=cfg(has_postgres_server)");
     println!("cargo::rustc-check-cfg=cfg(ci)");
     println!("cargo:rerun-if-env-changed=PATH");
     println!("cargo:rerun-if-env-changed=CI");
@@ -25,5 +26,16 @@ fn main() {
     }
     if found("redis-server") {
         println!("cargo:rustc-cfg=has_redis");
+    }
+    // The PostgreSQL fault tests make clusters of their own with Debian's initdb.
+    println!("cargo:rerun-if-changed=/usr/lib/postgresql");
+    let initdb = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dirs| {
+            dirs.flatten()
+                .any(|d| d.path().join("bin/initdb").is_file())
+        })
+        .unwrap_or(false);
+    if initdb {
+        println!("cargo:rustc-cfg=has_postgres_server");
     }
 }

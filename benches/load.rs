@@ -610,7 +610,7 @@ fn database_only_cases(database_url: &str) -> Vec<(&'static str, String)> {
     let session: String = user_sessions::table
         .select(user_sessions::id)
         .order(user_sessions::created_at)
-        .first(&mut *conn)
+        .first(&mut **conn)
         .expect("a session");
     let user_of_session = format!(
         "SELECT users.* FROM user_sessions INNER JOIN users ON user_sessions.user_id = users.id \
@@ -939,7 +939,7 @@ fn make_staff(database_url: &str, email: &str) {
     let mut conn = pool.get().expect("connection");
     diesel::update(users::table.filter(users::email.eq(email)))
         .set((users::is_staff.eq(true), users::is_superuser.eq(true)))
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .expect("make staff");
 }
 

@@ -14,9 +14,11 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
 use crate::auth::backend::SessionBackend;
+use crate::auth::ratelimit::Limits;
 use crate::config::{Secret, Settings};
 use crate::db::{self, DbPool};
 use crate::kakao::{KakaoClient, KakaoConfig};
+use crate::redis_store::RedisStore;
 use crate::standin::{StandIn, StandInConfig};
 use crate::state::AppState;
 use crate::web as pages;
@@ -78,7 +80,14 @@ impl Application {
         for version in applied {
             log::info!("event=db.migrated version={version}");
         }
-        let session_backend = SessionBackend::connect(settings.redis_url.as_deref()).await?;
+        let redis = match settings.redis_url.as_deref() {
+            Some(url) => Some(RedisStore::connect(url).await?),
+            None => None,
+        };
+        let session_backend = match &redis {
+            Some(redis) => SessionBackend::Redis(redis.clone()),
+            None => SessionBackend::Cookie,
+        };
 
         let (kakao, standin) = kakao_setup(&settings, addr);
         // Each worker builds its own client (awc's is not Send); one built now proves the
@@ -90,7 +99,8 @@ impl Application {
             standin: standin.is_some(),
             token_cache: Default::default(),
             settings,
-            login_limits: Default::default(),
+            limits: Limits::new(redis.as_ref()),
+            sessions: session_backend.clone(),
         });
         let server = build_server(
             state.clone(),

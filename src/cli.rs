@@ -218,14 +218,6 @@ pub async fn check(settings: &Settings) -> anyhow::Result<()> {
 }
 
 async fn ping_redis(url: &str) -> anyhow::Result<()> {
-    let client = redis::Client::open(url)?;
-    let mut conn = actix_web::rt::time::timeout(
-        Duration::from_secs(3),
-        client.get_multiplexed_async_connection(),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("timed out"))??;
-    let pong: String = redis::cmd("PING").query_async(&mut conn).await?;
-    anyhow::ensure!(pong == "PONG", "unexpected answer {pong:?}");
+    crate::redis_store::RedisStore::connect(url).await?;
     Ok(())
 }

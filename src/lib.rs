@@ -15,6 +15,7 @@ pub mod config;
 pub mod db;
 pub mod kakao;
 pub mod kst;
+pub mod redis_store;
 pub mod standin;
 pub mod state;
 pub mod token;

@@ -1,7 +1,9 @@
-//! What every request can reach: settings, the database pool, and the Kakao configuration.
+//! What every request can reach: settings, the database pool, the session store, the Kakao
+//! configuration, and the rate limits.
 
+use crate::auth::backend::SessionBackend;
 use crate::auth::bearer::TokenCache;
-use crate::auth::ratelimit::LoginLimits;
+use crate::auth::ratelimit::Limits;
 use crate::config::Settings;
 use crate::db::DbPool;
 use crate::kakao::KakaoConfig;
@@ -15,6 +17,8 @@ pub struct AppState {
     pub standin: bool,
     /// Kakao access tokens recently confirmed by Kakao (API bearer authentication).
     pub token_cache: TokenCache,
-    /// Failed break-glass sign-ins, per client and per account (in memory).
-    pub login_limits: LoginLimits,
+    /// The rate limits (in Redis when there is one, so every instance shares them).
+    pub limits: Limits,
+    /// Where session state is kept (for readiness checks; the middleware has its own copy).
+    pub sessions: SessionBackend,
 }

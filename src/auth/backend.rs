@@ -1,98 +1,124 @@
-//! The session store chosen at start-up: signed and encrypted cookies, or Redis (the cookie
-//! then holds only the session's key).
-//! `SessionMiddleware` is generic over one store type, so this enum is that one type.
+//! Where the session state is kept, chosen at start-up: signed and encrypted cookies, or Redis
+//! (the cookie then holds only the session's key). `SessionMiddleware` is generic over one
+//! store type, so this enum is that one type.
+//!
+//! The Redis store is ours rather than actix-session's `RedisSessionStore`, whose connection
+//! cannot be configured: with redis-rs's defaults, sessions stayed down for about 110 s after
+//! Redis came back and start-up waited minutes for a missing Redis. Ours runs over
+//! `RedisStore` (bounded commands, reconnects every second) and speaks the same commands
+//! (`GET`, `SET .. NX EX`, `SET .. XX EX`, `EXPIRE`, `DEL`).
 
 use std::collections::HashMap;
 
 use actix_session::storage::{
-    CookieSessionStore, LoadError, RedisSessionStore, SaveError, SessionKey, SessionStore,
-    UpdateError,
+    CookieSessionStore, LoadError, SaveError, SessionKey, SessionStore, UpdateError,
+    generate_session_key,
 };
 use actix_web::cookie::time::Duration;
 
-/// How long one Redis session operation may take before the request gets a 503 page instead
-/// of hanging while Redis is away.
-const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+use crate::redis_store::{RedisError, RedisStore};
 
-async fn bounded<T, E>(
-    op: impl std::future::Future<Output = Result<T, E>>,
-    timed_out: impl FnOnce(anyhow::Error) -> E,
-) -> Result<T, E> {
-    match actix_web::rt::time::timeout(REDIS_TIMEOUT, op).await {
-        Ok(result) => result,
-        Err(_) => Err(timed_out(anyhow::anyhow!("Redis did not answer in time"))),
-    }
+/// Where Redis keeps a session.
+fn redis_key(session_key: &SessionKey) -> String {
+    format!("kakao-login:session:{}", session_key.as_ref())
 }
 
 /// Cookie sessions by default; Redis when `REDIS_URL` is set.
 #[derive(Clone)]
 pub enum SessionBackend {
     Cookie,
-    Redis(RedisSessionStore),
+    Redis(RedisStore),
 }
 
+type State = HashMap<String, String>;
+
 impl SessionBackend {
-    /// Connect to Redis when a URL is given (fails at start-up rather than on first request).
-    pub async fn connect(redis_url: Option<&str>) -> anyhow::Result<SessionBackend> {
-        match redis_url {
-            None => Ok(SessionBackend::Cookie),
-            Some(url) => {
-                let store = RedisSessionStore::builder(url)
-                    .cache_keygen(|key| format!("kakao-login:session:{key}"))
-                    .build()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot connect to Redis for sessions: {e}"))?;
-                Ok(SessionBackend::Redis(store))
-            }
+    /// Whether the store can be reached (readiness): cookies always can.
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        match self {
+            SessionBackend::Cookie => Ok(()),
+            SessionBackend::Redis(redis) => redis.ping().await,
         }
     }
+}
+
+fn seconds(ttl: &Duration) -> i64 {
+    ttl.whole_seconds().max(1)
 }
 
 impl SessionStore for SessionBackend {
-    async fn load(
-        &self,
-        session_key: &SessionKey,
-    ) -> Result<Option<HashMap<String, String>>, LoadError> {
-        match self {
-            SessionBackend::Cookie => CookieSessionStore::default().load(session_key).await,
-            SessionBackend::Redis(store) => {
-                bounded(store.load(session_key), LoadError::Other).await
-            }
+    async fn load(&self, session_key: &SessionKey) -> Result<Option<State>, LoadError> {
+        let redis = match self {
+            SessionBackend::Cookie => return CookieSessionStore::default().load(session_key).await,
+            SessionBackend::Redis(redis) => redis,
+        };
+        let value: Option<String> = redis
+            .query(redis::cmd("GET").arg(redis_key(session_key)))
+            .await
+            .map_err(|e| LoadError::Other(e.into()))?;
+        match value {
+            None => Ok(None),
+            Some(json) => serde_json::from_str(&json)
+                .map(Some)
+                .map_err(|e| LoadError::Deserialization(e.into())),
         }
     }
 
-    async fn save(
-        &self,
-        session_state: HashMap<String, String>,
-        ttl: &Duration,
-    ) -> Result<SessionKey, SaveError> {
-        match self {
-            SessionBackend::Cookie => CookieSessionStore::default().save(session_state, ttl).await,
-            SessionBackend::Redis(store) => {
-                bounded(store.save(session_state, ttl), SaveError::Other).await
-            }
-        }
+    async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        let redis = match self {
+            SessionBackend::Cookie => return CookieSessionStore::default().save(state, ttl).await,
+            SessionBackend::Redis(redis) => redis,
+        };
+        let body = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
+        let session_key = generate_session_key();
+        let _: redis::Value = redis
+            .query(
+                redis::cmd("SET")
+                    .arg(redis_key(&session_key))
+                    .arg(body)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(seconds(ttl)),
+            )
+            .await
+            .map_err(|e| SaveError::Other(e.into()))?;
+        Ok(session_key)
     }
 
     async fn update(
         &self,
         session_key: SessionKey,
-        session_state: HashMap<String, String>,
+        state: State,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
-        match self {
+        let redis = match self {
             SessionBackend::Cookie => {
-                CookieSessionStore::default()
-                    .update(session_key, session_state, ttl)
-                    .await
+                return CookieSessionStore::default()
+                    .update(session_key, state, ttl)
+                    .await;
             }
-            SessionBackend::Redis(store) => {
-                bounded(
-                    store.update(session_key, session_state, ttl),
-                    UpdateError::Other,
-                )
-                .await
-            }
+            SessionBackend::Redis(redis) => redis,
+        };
+        let body =
+            serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
+        let updated: redis::Value = redis
+            .query(
+                redis::cmd("SET")
+                    .arg(redis_key(&session_key))
+                    .arg(body)
+                    .arg("XX")
+                    .arg("EX")
+                    .arg(seconds(ttl)),
+            )
+            .await
+            .map_err(|e| UpdateError::Other(e.into()))?;
+        match updated {
+            // The session expired between load and update: store it afresh under a new key.
+            redis::Value::Nil => self.save(state, ttl).await.map_err(|e| match e {
+                SaveError::Serialization(e) => UpdateError::Serialization(e),
+                SaveError::Other(e) => UpdateError::Other(e),
+            }),
+            _ => Ok(session_key),
         }
     }
 
@@ -103,8 +129,15 @@ impl SessionStore for SessionBackend {
                     .update_ttl(session_key, ttl)
                     .await
             }
-            SessionBackend::Redis(store) => {
-                bounded(store.update_ttl(session_key, ttl), |e| e).await
+            SessionBackend::Redis(redis) => {
+                let _: redis::Value = redis
+                    .query(
+                        redis::cmd("EXPIRE")
+                            .arg(redis_key(session_key))
+                            .arg(seconds(ttl)),
+                    )
+                    .await?;
+                Ok(())
             }
         }
     }
@@ -112,7 +145,12 @@ impl SessionStore for SessionBackend {
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
         match self {
             SessionBackend::Cookie => CookieSessionStore::default().delete(session_key).await,
-            SessionBackend::Redis(store) => bounded(store.delete(session_key), |e| e).await,
+            SessionBackend::Redis(redis) => {
+                let _: redis::Value = redis
+                    .query(redis::cmd("DEL").arg(redis_key(session_key)))
+                    .await?;
+                Ok(())
+            }
         }
     }
 }

@@ -5,13 +5,18 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::db::{self, DbError, DbPool};
+use super::ratelimit::{Limiter, Refused};
+use crate::db::{self, DbError};
 use crate::kakao::{ErrorClass, KakaoClient, KakaoError};
+use crate::state::AppState;
 use crate::users::model::User;
 use crate::users::repo;
 
 /// Longest a positive validation is trusted without asking Kakao again.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long a token Kakao refused is refused here without asking again (a burst of junk
+/// tokens costs one Kakao call each at most once).
+pub const REFUSED_TTL: Duration = Duration::from_secs(30);
 /// Entries kept at most; beyond this, expired ones are dropped, then the cache is cleared.
 const CACHE_MAX: usize = 10_000;
 
@@ -36,6 +41,9 @@ pub enum TokenError {
     /// A valid token of a deactivated account.
     #[error("account inactive")]
     Inactive,
+    /// This client checked too many tokens with Kakao lately.
+    #[error(transparent)]
+    Limited(#[from] Refused),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -50,22 +58,32 @@ impl From<KakaoError> for TokenError {
     }
 }
 
-/// Validated tokens -> (Kakao user id, until when), keyed by SHA-256 of the token.
+/// What is remembered about a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Kakao confirmed it for this Kakao user.
+    Valid(i64),
+    Malformed,
+    Invalid,
+    OtherApp,
+}
+
+/// Tokens recently judged by Kakao -> (verdict, until when), keyed by SHA-256 of the token.
 #[derive(Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<String, (i64, Instant)>>,
+    entries: Mutex<HashMap<String, (Verdict, Instant)>>,
 }
 
 impl TokenCache {
-    fn get(&self, key: &str) -> Option<i64> {
+    fn get(&self, key: &str) -> Option<Verdict> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(key)
             .filter(|(_, until)| *until > Instant::now())
-            .map(|(id, _)| *id)
+            .map(|(verdict, _)| *verdict)
     }
 
-    fn put(&self, key: String, kakao_id: i64, ttl: Duration) {
+    fn put(&self, key: String, verdict: Verdict, ttl: Duration) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
@@ -76,53 +94,84 @@ impl TokenCache {
                 entries.clear();
             }
         }
-        entries.insert(key, (kakao_id, Instant::now() + ttl));
+        entries.insert(key, (verdict, Instant::now() + ttl));
     }
 }
 
-/// The Kakao user id a token belongs to, if Kakao confirms it for our app.
+impl Verdict {
+    fn into_result(self) -> Result<i64, TokenError> {
+        match self {
+            Verdict::Valid(id) => Ok(id),
+            Verdict::Malformed => Err(TokenError::Malformed),
+            Verdict::Invalid => Err(TokenError::Invalid),
+            Verdict::OtherApp => Err(TokenError::OtherApp),
+        }
+    }
+}
+
+/// The Kakao user id a token belongs to, if Kakao confirms it for our app. A token neither
+/// confirmed nor refused lately costs a call to Kakao, which `checks` limits per `client`.
 pub async fn validate(
     kakao: &KakaoClient,
     cache: &TokenCache,
+    checks: &Limiter,
+    client: &str,
     token: &str,
 ) -> Result<i64, TokenError> {
     if token.is_empty() || token.len() > 1024 || !token.chars().all(|c| c.is_ascii_graphic()) {
         return Err(TokenError::Malformed);
     }
     let key = crate::token::hash_token(token);
-    if let Some(id) = cache.get(&key) {
-        return Ok(id);
+    if let Some(verdict) = cache.get(&key) {
+        return verdict.into_result();
     }
-    let info = kakao.access_token_info(token).await?;
-    if let Some(app_id) = kakao.config().app_id
-        && info.app_id != app_id
-    {
-        log::warn!(
-            "event=auth.bearer.rejected reason=app_id_mismatch app_id={}",
-            info.app_id
-        );
-        return Err(TokenError::OtherApp);
-    }
-    if info.expires_in > 0 {
-        let ttl = CACHE_TTL.min(Duration::from_secs(info.expires_in.unsigned_abs()));
-        cache.put(key, info.id, ttl);
-    }
-    Ok(info.id)
+    checks.acquire(client).await?;
+    let verdict = match kakao.access_token_info(token).await {
+        Ok(info)
+            if kakao
+                .config()
+                .app_id
+                .is_some_and(|ours| info.app_id != ours) =>
+        {
+            log::warn!(
+                "event=auth.bearer.rejected reason=app_id_mismatch app_id={}",
+                info.app_id
+            );
+            Verdict::OtherApp
+        }
+        // A token that expires now (or already did) is not one to accept.
+        Ok(info) if info.expires_in <= 0 => Verdict::Invalid,
+        Ok(info) => {
+            let ttl = CACHE_TTL.min(Duration::from_secs(info.expires_in.unsigned_abs()));
+            cache.put(key, Verdict::Valid(info.id), ttl);
+            return Ok(info.id);
+        }
+        Err(e) => match TokenError::from(e) {
+            // Not judged: nothing to remember.
+            TokenError::Temporary => return Err(TokenError::Temporary),
+            TokenError::Malformed => Verdict::Malformed,
+            _ => Verdict::Invalid,
+        },
+    };
+    cache.put(key, verdict, REFUSED_TTL);
+    verdict.into_result()
 }
 
 /// The active user an `Authorization` header's bearer token belongs to (the scheme name is
 /// case-insensitive, RFC 9110 11.1).
 pub async fn authenticate(
-    pool: &DbPool,
+    state: &AppState,
     kakao: &KakaoClient,
-    cache: &TokenCache,
+    client: &str,
     authorization: &str,
 ) -> Result<User, TokenError> {
     let token = match authorization.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
         _ => return Err(TokenError::Invalid),
     };
-    let kakao_id = validate(kakao, cache, token).await?;
+    let checks = &state.limits.token_check;
+    let kakao_id = validate(kakao, &state.token_cache, checks, client, token).await?;
+    let pool = &state.pool;
     let user = db::run(pool, move |conn| {
         repo::find_user_by_kakao_id(conn, kakao_id).map_err(DbError::from)
     })
@@ -141,11 +190,16 @@ mod tests {
     #[test]
     fn cached_entries_expire() {
         let cache = TokenCache::default();
-        cache.put("a".into(), 7, Duration::from_secs(60));
-        cache.put("b".into(), 8, Duration::ZERO);
-        assert_eq!(cache.get("a"), Some(7));
+        cache.put("a".into(), Verdict::Valid(7), Duration::from_secs(60));
+        cache.put("b".into(), Verdict::Valid(8), Duration::ZERO);
+        cache.put("c".into(), Verdict::Invalid, Duration::from_secs(60));
+        assert_eq!(cache.get("a"), Some(Verdict::Valid(7)));
         assert_eq!(cache.get("b"), None);
-        assert_eq!(cache.get("c"), None);
+        assert!(matches!(
+            cache.get("c").map(Verdict::into_result),
+            Some(Err(TokenError::Invalid))
+        ));
+        assert_eq!(cache.get("d"), None);
     }
 
     #[test]

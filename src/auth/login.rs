@@ -10,11 +10,10 @@
 //! - [`sign_in_with_password`]: the break-glass password (rate limited).
 //! - [`current_user`]: who this session belongs to now; [`sign_out`].
 
-use std::time::Duration;
-
 use chrono::TimeDelta;
 
 use super::bearer::{self, TokenError};
+use super::ratelimit::Refused;
 use super::records;
 use super::session::{AppSession, PendingLogin};
 use crate::db::{self, DbError, DbPool};
@@ -75,8 +74,9 @@ pub enum LoginError {
     /// Break-glass: wrong email or password (the same answer for both).
     #[error("wrong email or password")]
     WrongPassword,
-    #[error("too many attempts; retry after {0:?}")]
-    TooManyAttempts(Duration),
+    /// A rate limit said no (or could not be asked).
+    #[error(transparent)]
+    Limited(#[from] Refused),
     #[error(transparent)]
     Db(DbError),
     #[error("session store: {0}")]
@@ -114,13 +114,17 @@ fn session_lifetime(state: &AppState) -> TimeDelta {
     TimeDelta::hours(i64::from(state.settings.session_lifetime_hours))
 }
 
-/// Remember a started login in the session and return Kakao's authorize URL for it.
-pub fn start_kakao_login(
+/// Remember a started login in the session and return Kakao's authorize URL for it (limited
+/// per `client`: each start may end in a call to Kakao).
+pub async fn start_kakao_login(
+    state: &AppState,
     kakao: &KakaoClient,
     session: &AppSession,
+    client: &str,
     next: Option<String>,
     scopes: &[&str],
 ) -> Result<String, LoginError> {
+    state.limits.login_start.acquire(client).await?;
     let request = kakao.authorize(scopes);
     session.push_login(PendingLogin {
         state: request.state,
@@ -225,10 +229,13 @@ pub async fn sign_in_with_access_token(
     state: &AppState,
     kakao: &KakaoClient,
     session: &AppSession,
+    client: &str,
     access_token: &str,
 ) -> Result<SignedIn, LoginError> {
+    state.limits.mobile_sign_in.acquire(client).await?;
     let token = access_token.trim();
-    let kakao_id = bearer::validate(kakao, &state.token_cache, token)
+    let checks = &state.limits.token_check;
+    let kakao_id = bearer::validate(kakao, &state.token_cache, checks, client, token)
         .await
         .map_err(LoginError::Token)?;
     let profile = kakao
@@ -314,8 +321,10 @@ async fn sign_in_kakao_user(
 const PASSWORD_INPUT_MAX: usize = 1024;
 
 /// The break-glass sign-in: active staff with a password only, limited per client address and
-/// per account. A wrong password, an unknown email, a member or a deactivated account all get
-/// `WrongPassword`, at the cost of one argon2 verification each.
+/// per account. Each attempt counts, taken before the password is looked at, so concurrent
+/// guesses cannot outrun the limit (a right password included). A wrong password, an unknown
+/// email, a member or a deactivated account all get `WrongPassword`, at the cost of one argon2
+/// verification each.
 pub async fn sign_in_with_password(
     state: &AppState,
     session: &AppSession,
@@ -324,18 +333,8 @@ pub async fn sign_in_with_password(
     password: &str,
 ) -> Result<User, LoginError> {
     let email = crate::users::manager::UserManager::normalize_email(email);
-    let client_key = format!("ip:{client}");
-    let account_key = format!("account:{email}");
-    let limits = &state.login_limits;
-    for (limiter, key, name) in [
-        (&limits.per_client, &client_key, "client"),
-        (&limits.per_account, &account_key, "account"),
-    ] {
-        if let Err(wait) = limiter.check(key) {
-            log::warn!("event=admin.break_glass.limited key={name}");
-            return Err(LoginError::TooManyAttempts(wait));
-        }
-    }
+    state.limits.break_glass_client.acquire(client).await?;
+    state.limits.break_glass_account.acquire(&email).await?;
     let found = if email.len() > PASSWORD_INPUT_MAX || password.len() > PASSWORD_INPUT_MAX {
         None
     } else {
@@ -346,12 +345,9 @@ pub async fn sign_in_with_password(
         .await?
     };
     let Some(user) = found else {
-        limits.per_client.fail(&client_key);
-        limits.per_account.fail(&account_key);
         log::warn!("event=admin.break_glass.failed");
         return Err(LoginError::WrongPassword);
     };
-    limits.per_account.reset(&account_key);
     let lifetime = session_lifetime(state);
     let previous = session.token();
     let (user, token) = db::run(&state.pool, move |conn| {

@@ -1,10 +1,22 @@
-//! Database access: one connection type over SQLite and PostgreSQL, the pool, migrations, and
-//! the single place where blocking database work crosses into actix's thread pool.
+//! Database access: one connection type over SQLite and PostgreSQL, the pool, migrations, the
+//! classification of every database failure, and the single place where blocking database work
+//! crosses into actix's thread pool.
+//!
+//! Lost connections (a PostgreSQL restart, an administrator terminating backends) are replaced
+//! without a restart of ours:
+//! - a connection that failed is pinged before it goes back to the pool, and dropped if dead
+//!   (libpq fails the ping at once, without I/O, on a connection it knows is gone);
+//! - a PostgreSQL connection that sat idle in the pool for a while is pinged before it is
+//!   handed out (one that died while idle cannot be known otherwise; under load connections
+//!   are never idle that long, so this costs nothing there);
+//! - work that failed because its connection was lost is run once more on a fresh connection,
+//!   unless it may have committed (the COMMIT itself was cut off).
 
 pub mod schema;
 
+use std::cell::Cell;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
@@ -26,6 +38,42 @@ pub enum DbConnection {
 /// A pooled connection.
 pub type DbPool = Pool<DbManager>;
 pub type PooledDb = PooledConnection<DbManager>;
+
+/// A connection as the pool keeps it: the connection, and what the pool needs to know to
+/// decide whether it is still good. Dereferences to the connection.
+pub struct TrackedConnection {
+    conn: DbConnection,
+    /// When it last went back to the pool.
+    returned: Instant,
+    /// A query on it failed: ping it before it goes back.
+    suspect: bool,
+}
+
+impl std::ops::Deref for TrackedConnection {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for TrackedConnection {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+/// How long a PostgreSQL connection may sit idle before it is pinged on its way out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_millis(100);
+
+impl TrackedConnection {
+    /// Whether the connection still answers. SQLite's (a local file) always do.
+    fn answers(&mut self) -> bool {
+        match &mut self.conn {
+            DbConnection::Sqlite(_) => true,
+            DbConnection::Postgresql(c) => c.batch_execute("SELECT 1").is_ok(),
+        }
+    }
+}
 
 /// `DATABASE_URL`, parsed: the scheme picks the backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,10 +145,40 @@ pub enum DbConnectError {
 }
 
 impl ManageConnection for DbManager {
-    type Connection = DbConnection;
+    type Connection = TrackedConnection;
     type Error = DbConnectError;
 
-    fn connect(&self) -> Result<DbConnection, DbConnectError> {
+    fn connect(&self) -> Result<TrackedConnection, DbConnectError> {
+        Ok(TrackedConnection {
+            conn: self.open()?,
+            returned: Instant::now(),
+            suspect: false,
+        })
+    }
+
+    /// On checkout: a PostgreSQL connection idle for a while is pinged (it may have died while
+    /// idle); a failed ping makes the pool drop it and hand out another.
+    fn is_valid(&self, conn: &mut TrackedConnection) -> Result<(), DbConnectError> {
+        if conn.returned.elapsed() < PING_IF_IDLE_FOR {
+            return Ok(());
+        }
+        match &mut conn.conn {
+            DbConnection::Sqlite(_) => Ok(()),
+            DbConnection::Postgresql(c) => c.batch_execute("SELECT 1").map_err(Into::into),
+        }
+    }
+
+    /// On return: broken by diesel's account (a transaction left in error), or a connection
+    /// whose last query failed and which no longer answers.
+    fn has_broken(&self, conn: &mut TrackedConnection) -> bool {
+        conn.returned = Instant::now();
+        let suspect = std::mem::take(&mut conn.suspect);
+        conn.conn.is_broken() || (suspect && !conn.answers())
+    }
+}
+
+impl DbManager {
+    fn open(&self) -> Result<DbConnection, DbConnectError> {
         match &self.url {
             DatabaseUrl::Sqlite(path) => {
                 let path_str = path.to_string_lossy();
@@ -119,14 +197,6 @@ impl ManageConnection for DbManager {
             }
         }
     }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbConnectError> {
-        conn.ping().map_err(DbConnectError::Query)
-    }
-
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        conn.is_broken()
-    }
 }
 
 /// Build the pool. For SQLite the database folder is created first.
@@ -143,9 +213,8 @@ pub fn build_pool(url: &str, max_size: u32, timeout: Duration) -> Result<DbPool,
         .max_size(max_size)
         .min_idle(Some(1))
         .connection_timeout(timeout)
-        // Pinging on every checkout costs a round trip per request; broken connections are
-        // detected by `has_broken` and failed queries instead.
-        .test_on_check_out(false)
+        // `is_valid` pings only connections that sat idle (see the module doc).
+        .test_on_check_out(true)
         .build(DbManager { url })?;
     Ok(pool)
 }
@@ -173,9 +242,14 @@ pub enum DbError {
     /// worth running the whole transaction again.
     #[error("database busy: {0}")]
     Busy(String),
-    /// A unique constraint refused the write; the constraint's name when the backend says it.
+    /// A unique constraint refused the write; the constraint's name when the backend says it
+    /// (PostgreSQL), else its message (SQLite: "UNIQUE constraint failed: users.email").
     #[error("unique constraint violated: {0}")]
     Unique(String),
+    /// The connection was lost while its COMMIT was on the way: the work may or may not have
+    /// been saved, so it is not run again (503).
+    #[error("database connection lost during commit: {0}")]
+    CommitUnknown(String),
     /// The row asked for does not exist.
     #[error("row not found")]
     NotFound,
@@ -200,7 +274,9 @@ impl From<diesel::result::Error> for DbError {
             Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, info) => {
                 DbError::Unavailable(info.message().to_owned())
             }
-            Error::DatabaseError(_, ref info) if is_busy_message(info.message()) => {
+            Error::DatabaseError(_, ref info)
+                if is_busy_message(info.message()) || is_deadlock_message(info.message()) =>
+            {
                 DbError::Busy(info.message().to_owned())
             }
             Error::DatabaseError(_, ref info) if is_lost_connection_message(info.message()) => {
@@ -208,6 +284,9 @@ impl From<diesel::result::Error> for DbError {
             }
             Error::BrokenTransactionManager => {
                 DbError::Unavailable("the connection's transaction state is broken".to_owned())
+            }
+            Error::RollbackErrorOnCommit { commit_error, .. } => {
+                DbError::CommitUnknown(commit_error.to_string())
             }
             other => DbError::Query(other),
         }
@@ -225,11 +304,55 @@ impl DbError {
     pub fn is_busy(&self) -> bool {
         matches!(self, DbError::Busy(_))
     }
+
+    /// Whether the database itself failed us (not the request): the connection is worth
+    /// checking, and the work worth running again on another one.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Unavailable(_))
+    }
+
+    /// Whether a unique violation is the users' email key (a taken email), as opposed to a
+    /// race on another key whose loser should simply try again.
+    pub fn is_email_taken(&self) -> bool {
+        matches!(self, DbError::Unique(key) if key.contains("users_email_key") || key.contains("users.email"))
+    }
 }
 
-/// SQLite's "database is locked" / "database table is locked": another writer holds the lock.
+/// The errors `db::run` can tell a lost connection by (every error type database work returns).
+pub trait DbFailure {
+    /// The database failed, as opposed to the work refusing something.
+    fn db_unavailable(&self) -> bool;
+}
+
+impl DbFailure for DbError {
+    fn db_unavailable(&self) -> bool {
+        self.is_unavailable()
+    }
+}
+
+impl DbFailure for anyhow::Error {
+    fn db_unavailable(&self) -> bool {
+        self.downcast_ref::<DbError>()
+            .is_some_and(DbError::is_unavailable)
+    }
+}
+
+/// SQLite's "database is locked" / "database table is locked" / "database schema is locked":
+/// another writer holds the lock.
 fn is_busy_message(message: &str) -> bool {
-    message.contains("database is locked") || message.contains("database table is locked")
+    [
+        "database is locked",
+        "database table is locked",
+        "database schema is locked",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// PostgreSQL's deadlock (40P01), which diesel reports without a kind of its own: one of the
+/// two transactions was cancelled and may simply run again.
+fn is_deadlock_message(message: &str) -> bool {
+    message.contains("deadlock detected")
 }
 
 /// libpq's words for a connection that is gone (the server restarted, or an administrator
@@ -252,36 +375,79 @@ pub fn ping(conn: &mut DbConnection) -> Result<(), DbError> {
 
 /// Run blocking database work on actix's blocking thread pool with a pooled connection.
 /// Every handler and service reaches the database through here.
-pub async fn run<F, T, E>(pool: &DbPool, f: F) -> Result<T, E>
+///
+/// Work that fails because its connection was lost runs once more on another connection (the
+/// pool replaces dead ones), unless its COMMIT was cut off. Work is therefore written to be
+/// run again: reads, and writes in one transaction (`transaction_with_retry`).
+pub async fn run<F, T, E>(pool: &DbPool, mut f: F) -> Result<T, E>
 where
-    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    F: FnMut(&mut DbConnection) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
-    E: From<DbError> + Send + 'static,
+    E: From<DbError> + DbFailure + Send + 'static,
 {
     let pool = pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
-        f(&mut conn)
+        COMMIT_CUT_OFF.set(false);
+        let first = f(&mut conn);
+        let Err(e) = first else { return first };
+        conn.suspect = true;
+        if !e.db_unavailable() || COMMIT_CUT_OFF.get() || conn.answers() {
+            return Err(e);
+        }
+        // The connection is gone (the pool drops it on return). Its idle siblings were most
+        // likely cut too: ping each one handed out until one answers (a new connection, at
+        // worst), then once more on that.
+        drop(conn);
+        log::warn!("event=db.connection_lost retry=1");
+        let mut fresh = pool.get().map_err(DbError::from)?;
+        for _ in 0..pool.max_size() {
+            if fresh.answers() {
+                break;
+            }
+            fresh.suspect = true;
+            drop(fresh);
+            fresh = pool.get().map_err(DbError::from)?;
+        }
+        let second = f(&mut fresh);
+        if second.is_err() {
+            fresh.suspect = true;
+        }
+        second
     })
     .await
     .map_err(|e| E::from(DbError::Unavailable(format!("blocking pool: {e}"))))?
 }
 
-/// Run `f` in a write transaction, running it again (a few times, briefly backing off) when it fails
-/// with an error `retry` accepts: a concurrent writer (SQLite busy, serialization failure) or a
-/// unique-constraint race whose loser should re-read.
+thread_local! {
+    /// Set by `transaction_with_retry` when a transaction's COMMIT was sent and its answer
+    /// lost, so that `run` does not run the work again. (`run` and the transaction share the
+    /// blocking thread.)
+    static COMMIT_CUT_OFF: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How long a transaction is retried for a concurrent writer. SQLite's writers already wait
+/// `busy_timeout` for the lock, so a "locked" after that is final; PostgreSQL's serialization
+/// failures and deadlocks clear in milliseconds.
+const RETRY_FOR: Duration = Duration::from_millis(1000);
+
+/// Run `f` in a write transaction, running it again (briefly backing off, for at most
+/// `RETRY_FOR`) when it fails with an error `retry` accepts: a concurrent writer (SQLite busy,
+/// a serialization failure or deadlock) or a unique-constraint race whose loser should re-read.
 pub fn transaction_with_retry<T, E>(
     conn: &mut DbConnection,
     retry: impl Fn(&E) -> bool,
     mut f: impl FnMut(&mut DbConnection) -> Result<T, E>,
 ) -> Result<T, E>
 where
-    E: From<diesel::result::Error>,
+    E: From<diesel::result::Error> + From<DbError> + DbFailure,
 {
     const ATTEMPTS: u64 = 8;
+    let started = Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
+        let mut work_done = false;
         let result = conn.transaction(|conn| {
             if let DbConnection::Sqlite(c) = conn {
                 // Take SQLite's write lock before reading, as BEGIN IMMEDIATE would: writers then
@@ -289,10 +455,19 @@ where
                 // under a concurrent writer ("database is locked" at the first write).
                 c.batch_execute("UPDATE users SET id = id WHERE 0")?;
             }
-            f(conn)
+            let done = f(conn);
+            work_done = done.is_ok();
+            done
         });
         match result {
-            Err(e) if attempt < ATTEMPTS && retry(&e) => {
+            Err(e) if work_done && e.db_unavailable() => {
+                // The work succeeded and the COMMIT went out; whether it arrived is unknown.
+                COMMIT_CUT_OFF.set(true);
+                return Err(E::from(DbError::CommitUnknown(
+                    "the connection was lost during COMMIT".to_owned(),
+                )));
+            }
+            Err(e) if attempt < ATTEMPTS && started.elapsed() < RETRY_FOR && retry(&e) => {
                 std::thread::sleep(Duration::from_millis(5 * attempt));
             }
             other => return other,

@@ -91,10 +91,15 @@ impl From<DbError> for ChangeError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::NotFound => ChangeError::NotFound,
-            // The only unique key a change can collide on is the email.
-            DbError::Unique(_) => ChangeError::DuplicateEmail,
+            e if e.is_email_taken() => ChangeError::DuplicateEmail,
             other => ChangeError::Db(other),
         }
+    }
+}
+
+impl db::DbFailure for ChangeError {
+    fn db_unavailable(&self) -> bool {
+        matches!(self, ChangeError::Db(e) if e.is_unavailable())
     }
 }
 

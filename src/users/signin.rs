@@ -42,6 +42,12 @@ impl From<DbError> for SignInError {
     }
 }
 
+impl db::DbFailure for SignInError {
+    fn db_unavailable(&self) -> bool {
+        matches!(self, SignInError::Db(e) if e.is_unavailable())
+    }
+}
+
 impl From<diesel::result::Error> for SignInError {
     fn from(e: diesel::result::Error) -> Self {
         SignInError::Db(DbError::from(e))

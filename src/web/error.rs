@@ -25,6 +25,7 @@ use serde_json::json;
 
 use crate::auth::bearer::TokenError;
 use crate::auth::login::{EmailProblem, LoginError, StateProblem};
+use crate::auth::ratelimit::Refused;
 use crate::db::DbError;
 use crate::kakao::{ErrorClass, KakaoError};
 use crate::users::changes::ChangeError;
@@ -493,8 +494,12 @@ impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::NotFound => AppError::NotFound,
-            DbError::Unique(_) => AppError::DuplicateEmail,
-            DbError::Unavailable(m) | DbError::Busy(m) => AppError::Unavailable(m),
+            e @ DbError::Unique(_) if e.is_email_taken() => AppError::DuplicateEmail,
+            // Another key's race that outlasted its retries: nothing the caller did wrong.
+            DbError::Unique(key) => AppError::Unavailable(format!("conflict on {key}")),
+            DbError::Unavailable(m) | DbError::Busy(m) | DbError::CommitUnknown(m) => {
+                AppError::Unavailable(m)
+            }
             DbError::Query(q) => AppError::Internal(q.to_string()),
         }
     }
@@ -522,6 +527,7 @@ impl From<TokenError> for AppError {
             TokenError::OtherApp => AppError::OtherApp,
             TokenError::NotRegistered => AppError::NotRegistered,
             TokenError::Inactive => AppError::Inactive,
+            TokenError::Limited(refused) => AppError::from(refused),
             TokenError::Db(e) => AppError::from(e),
         }
     }
@@ -540,11 +546,21 @@ impl From<LoginError> for AppError {
             LoginError::EmailLinkedElsewhere => AppError::EmailLinkedElsewhere,
             LoginError::Inactive => AppError::Inactive,
             LoginError::WrongPassword => AppError::WrongPassword,
-            LoginError::TooManyAttempts(wait) => AppError::TooManyAttempts {
-                retry_after_secs: wait.as_secs().max(1),
-            },
+            LoginError::Limited(refused) => AppError::from(refused),
             LoginError::Db(e) => AppError::from(e),
             LoginError::Session(m) => AppError::Unavailable(format!("session store: {m}")),
+        }
+    }
+}
+
+impl From<Refused> for AppError {
+    fn from(e: Refused) -> Self {
+        match e {
+            Refused::Limited(wait) => AppError::TooManyAttempts {
+                // Rounded up: retrying at the floor would be refused again.
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            },
+            Refused::Unavailable(why) => AppError::Unavailable(why),
         }
     }
 }

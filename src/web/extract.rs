@@ -43,6 +43,21 @@ fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, AppError> {
         .ok_or_else(|| AppError::Internal("AppState missing".into()))
 }
 
+/// The client's address as the rate limits count it: the connection's peer. Headers such as
+/// `X-Forwarded-For` are not trusted (anyone can send them).
+pub fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
+}
+
+/// Whether this request authenticates with a bearer token: on the API, whenever it sends
+/// `Authorization`. Then the session cookie is not looked at, so it carries no authority that
+/// a forged request could borrow, and no CSRF token is needed. `caller` and `Csrf` both decide
+/// by this one rule.
+fn uses_bearer(req: &HttpRequest) -> bool {
+    is_api(req) && req.headers().contains_key(header::AUTHORIZATION)
+}
+
 /// How a caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthVia {
@@ -59,18 +74,21 @@ pub async fn caller(req: &HttpRequest) -> Result<Option<(User, AuthVia)>, AppErr
         return Ok(cached.0.clone());
     }
     let state = app_state(req)?.clone();
-    let found = match req.headers().get(header::AUTHORIZATION) {
-        Some(value) if is_api(req) => {
-            let value = value.to_str().map_err(|_| AppError::InvalidToken)?;
-            let kakao = req
-                .app_data::<web::Data<KakaoClient>>()
-                .ok_or_else(|| AppError::Internal("Kakao client missing".into()))?;
-            let user = bearer::authenticate(&state.pool, kakao, &state.token_cache, value).await?;
-            Some((user, AuthVia::Bearer))
-        }
-        _ => login::current_user(&state.pool, &AppSession(req.get_session()))
+    let found = if uses_bearer(req) {
+        let value = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(AppError::InvalidToken)?;
+        let kakao = req
+            .app_data::<web::Data<KakaoClient>>()
+            .ok_or_else(|| AppError::Internal("Kakao client missing".into()))?;
+        let user = bearer::authenticate(&state, kakao, &client_address(req), value).await?;
+        Some((user, AuthVia::Bearer))
+    } else {
+        login::current_user(&state.pool, &AppSession(req.get_session()))
             .await?
-            .map(|user| (user, AuthVia::Session)),
+            .map(|user| (user, AuthVia::Session))
     };
     req.extensions_mut().insert(CachedCaller(found.clone()));
     Ok(found)
@@ -195,7 +213,7 @@ pub trait CsrfBody: Sized + 'static {
 /// Whether this session may act: `Origin` is ours (or, without one, the fetch is not
 /// cross-site) and `submitted` (or the `X-CSRF-Token` header) is the session's token.
 fn verify_csrf(req: &HttpRequest, submitted: Option<String>) -> Result<(), AppError> {
-    if is_api(req) && req.headers().contains_key(header::AUTHORIZATION) {
+    if uses_bearer(req) {
         return Ok(());
     }
     let state = app_state(req)?;

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::extract::{Csrf, MaybeUser};
+use super::extract::{Csrf, MaybeUser, client_address};
 use super::{AppError, Layout, render, see_other};
 use crate::auth::login::{self, Callback};
 use crate::auth::{AppSession, safe_next};
@@ -26,6 +26,8 @@ pub struct StartQuery {
 
 /// `GET /kakao/login/`: remember where to go after, then send the person to Kakao.
 pub async fn start_kakao_login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
     kakao: web::Data<KakaoClient>,
     session: Session,
     query: web::Query<StartQuery>,
@@ -43,7 +45,15 @@ pub async fn start_kakao_login(
         Some("account_email") => &["account_email"],
         Some(_) => return Err(AppError::bad_request("unknown scope")),
     };
-    let url = login::start_kakao_login(&kakao, &AppSession(session), next, scopes)?;
+    let url = login::start_kakao_login(
+        &state,
+        &kakao,
+        &AppSession(session),
+        &client_address(&req),
+        next,
+        scopes,
+    )
+    .await?;
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, url))
         .finish())

@@ -181,9 +181,15 @@ pub async fn healthz() -> HttpResponse {
         .body("ok")
 }
 
-/// `GET /readyz`: the database answers.
+/// `GET /readyz`: every store the app needs answers (the database, and Redis when sessions
+/// live there); 503 otherwise, so that a load balancer sends traffic elsewhere.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     db::run(&state.pool, db::ping).await?;
+    state
+        .sessions
+        .ping()
+        .await
+        .map_err(|e| AppError::Unavailable(format!("session store: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ready"))

@@ -4,6 +4,7 @@
 
 mod browser;
 mod cli;
+mod faults;
 mod standin_mode;
 mod support;
 mod users;

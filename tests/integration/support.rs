@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use diesel::prelude::*;
-use kakao_login::db::{DbConnection, DbPool};
+use kakao_login::db::DbPool;
 use kakao_login::standin::{Consent, RunningStandIn, StandInConfig, TestUser};
 use kakao_login::users::audit::AuditEntry;
 use kakao_login::users::changes;
@@ -35,38 +35,13 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new() -> TestDb {
-        // Before the first PostgreSQL connection of the test process (see `init_crypto`).
-        kakao_login::app::init_crypto();
-        let dir = tempfile::tempdir().expect("tempdir");
         match std::env::var("TEST_DATABASE_URL") {
-            Ok(admin) if admin.starts_with("postgres") => {
-                let name = format!(
-                    "kl_test_{}",
-                    kakao_login::token::random_token()
-                        .to_lowercase()
-                        .replace(['-', '_'], "")
-                        .chars()
-                        .take(16)
-                        .collect::<String>()
-                );
-                let mut conn = PgConnection::establish(&admin).unwrap_or_else(|e| {
-                    panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
-                });
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .expect("create test database");
-                let mut url = url::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
-                url.set_path(&format!("/{name}"));
-                TestDb {
-                    url: url.to_string(),
-                    pg_admin: Some((admin, name)),
-                    _dir: dir,
-                }
-            }
+            Ok(admin) if admin.starts_with("postgres") => TestDb::on_postgres(&admin),
             Ok(other) if !other.is_empty() => {
                 panic!("TEST_DATABASE_URL must be a postgres:// URL, not {other:?}")
             }
             _ => {
+                let dir = tempfile::tempdir().expect("tempdir");
                 let path = dir.path().join("test.db");
                 TestDb {
                     url: format!("sqlite://{}", path.display()),
@@ -75,6 +50,48 @@ impl TestDb {
                 }
             }
         }
+    }
+
+    /// A fresh database on the PostgreSQL server `admin` (a URL that may create databases),
+    /// dropped when the test ends.
+    pub fn on_postgres(admin: &str) -> TestDb {
+        // Before the first PostgreSQL connection of the test process (see `init_crypto`).
+        kakao_login::app::init_crypto();
+        let name = format!(
+            "kl_test_{}",
+            kakao_login::token::random_token()
+                .to_lowercase()
+                .replace(['-', '_'], "")
+                .chars()
+                .take(16)
+                .collect::<String>()
+        );
+        let mut conn = PgConnection::establish(admin)
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is unreachable: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .expect("create test database");
+        let mut url = url::Url::parse(admin).expect("a PostgreSQL URL");
+        url.set_path(&format!("/{name}"));
+        TestDb {
+            url: url.to_string(),
+            pg_admin: Some((admin.to_owned(), name)),
+            _dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// The SQLite file at `url`, kept in `dir` (a test that opens the file itself).
+    pub fn sqlite_at(url: &str, dir: tempfile::TempDir) -> TestDb {
+        TestDb {
+            url: url.to_owned(),
+            pg_admin: None,
+            _dir: dir,
+        }
+    }
+
+    /// The name of this database, when it is a PostgreSQL one.
+    pub fn pg_name(&self) -> Option<&str> {
+        self.pg_admin.as_ref().map(|(_, name)| name.as_str())
     }
 
     /// A migrated pool on this database (for tests of the layers below HTTP).
@@ -115,6 +132,11 @@ impl TestApp {
 
     /// Start with extra settings overrides (key, value).
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+        Self::spawn_on(TestDb::new(), extra).await
+    }
+
+    /// Start on database `db`, with extra settings overrides.
+    pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
         let _ = env_logger::builder().is_test(true).try_init();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -128,7 +150,6 @@ impl TestApp {
         })
         .await
         .expect("stand-in starts");
-        let db = TestDb::new();
         let data_dir = tempfile::tempdir().expect("tempdir");
         let data_dir_str = data_dir.path().display().to_string();
         let app_id = APP_ID.to_string();
@@ -313,7 +334,7 @@ impl TestApp {
         let mut conn = self.conn();
         users::table
             .order(users::id)
-            .load::<User>(&mut *conn as &mut DbConnection)
+            .load::<User>(&mut **conn)
             .expect("users")
     }
 
@@ -332,7 +353,7 @@ impl TestApp {
         social_accounts::table
             .filter(social_accounts::user_id.eq(id))
             .select(social_accounts::uid)
-            .first::<i64>(&mut *conn as &mut DbConnection)
+            .first::<i64>(&mut **conn)
             .optional()
             .expect("social account")
     }
@@ -379,7 +400,7 @@ pub fn audit_rows(pool: &DbPool) -> Vec<AuditEntry> {
     let mut conn = pool.get().expect("connection");
     audit_log::table
         .order(audit_log::id)
-        .load::<AuditEntry>(&mut *conn as &mut DbConnection)
+        .load::<AuditEntry>(&mut **conn)
         .expect("audit rows")
 }
 
@@ -590,6 +611,7 @@ pub fn query_of(url: &str) -> BTreeMap<String, String> {
 /// ends (tests never touch a shared Redis).
 pub struct RedisServer {
     pub url: String,
+    port: u16,
     child: Option<std::process::Child>,
 }
 
@@ -599,6 +621,16 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        Self::start_on(port)
+    }
+
+    /// A new server on the port this one had (after `stop`): Redis restarted.
+    pub fn start_again(mut self) -> RedisServer {
+        self.stop();
+        Self::start_on(self.port)
+    }
+
+    fn start_on(port: u16) -> RedisServer {
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -609,6 +641,7 @@ impl RedisServer {
         let url = format!("redis://127.0.0.1:{port}");
         let server = RedisServer {
             url,
+            port,
             child: Some(child),
         };
         for _ in 0..100 {
@@ -636,4 +669,166 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A PostgreSQL cluster of the test's own (`initdb` into a temporary folder, listening on a
+/// free loopback port), which a fault test may stop, start and cut the connections of without
+/// touching the shared server. As root, the server programs run as the `postgres` user.
+pub struct PgCluster {
+    pub port: u16,
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl PgCluster {
+    fn bin_dir() -> std::path::PathBuf {
+        let mut versions: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server programs (Debian's postgresql package)")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("initdb").is_file())
+            .collect();
+        versions.sort();
+        versions.pop().expect("an initdb under /usr/lib/postgresql")
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> std::process::Output {
+        let program = self.bin.join(program);
+        let mut command = if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        };
+        command
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", program.display()))
+    }
+
+    pub fn start() -> PgCluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if is_root() {
+            let status = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let cluster = PgCluster {
+            port,
+            bin: Self::bin_dir(),
+            dir,
+        };
+        let data = cluster.data();
+        let out = cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.up();
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// Start the server (again) and wait until it answers.
+    pub fn up(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        let out = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stop the server now (open connections are cut).
+    pub fn down(&self) {
+        let out = self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// An admin URL (may create databases).
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Cut every connection to database `name`, as `pg_terminate_backend` does in a failover;
+    /// returns how many there were.
+    pub fn terminate_backends(&self, name: &str) -> usize {
+        let mut conn = PgConnection::establish(&self.admin_url()).expect("admin connection");
+        #[derive(diesel::QueryableByName)]
+        struct Ended {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            #[expect(dead_code, reason = "the rows are only counted")]
+            ended: bool,
+        }
+        diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind::<diesel::sql_types::Text, _>(name)
+        .load::<Ended>(&mut conn)
+        .expect("terminate")
+        .len()
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
 }

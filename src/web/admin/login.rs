@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::auth::{AppSession, login, safe_next};
 use crate::state::AppState;
 use crate::users::permissions;
-use crate::web::extract::{Csrf, Form, MaybeUser};
+use crate::web::extract::{Csrf, Form, MaybeUser, client_address};
 use crate::web::{AppError, Layout, render, see_other};
 
 #[derive(Template)]
@@ -77,9 +77,7 @@ pub async fn admin_login(
 ) -> Result<HttpResponse, AppError> {
     let session = AppSession(session);
     let next = admin_next(form.next.as_deref());
-    let client = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string());
+    let client = client_address(&req);
     match login::sign_in_with_password(&state, &session, &client, &form.email, &form.password).await
     {
         Ok(_) => Ok(see_other(&next)),

@@ -2,7 +2,7 @@
 //! clients.
 
 use actix_session::Session;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::dto::{CsrfResponse, KakaoTokenRequest, UserResponse};
 use super::ok_json;
@@ -10,7 +10,7 @@ use crate::auth::{AppSession, login};
 use crate::kakao::KakaoClient;
 use crate::state::AppState;
 use crate::web::AppError;
-use crate::web::extract::JsonBody;
+use crate::web::extract::{JsonBody, client_address};
 
 /// `GET /api/auth/csrf/`: the token for `X-CSRF-Token` (cookie sessions).
 #[utoipa::path(get, path = "/api/auth/csrf/", tag = "auth",
@@ -27,13 +27,19 @@ pub async fn get_csrf_token(session: Session) -> HttpResponse {
     responses((status = 200, body = UserResponse), (status = 400), (status = 401), (status = 403),
         (status = 409), (status = 503)))]
 pub async fn sign_in_with_kakao_token(
+    req: HttpRequest,
     state: web::Data<AppState>,
     kakao: web::Data<KakaoClient>,
     session: Session,
     JsonBody(body): JsonBody<KakaoTokenRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let signed_in =
-        login::sign_in_with_access_token(&state, &kakao, &AppSession(session), &body.access_token)
-            .await?;
+    let signed_in = login::sign_in_with_access_token(
+        &state,
+        &kakao,
+        &AppSession(session),
+        &client_address(&req),
+        &body.access_token,
+    )
+    .await?;
     Ok(ok_json(&UserResponse::from(&signed_in.user)))
 }

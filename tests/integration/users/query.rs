@@ -366,24 +366,21 @@ fn search_matches_substrings_and_follows_changes() {
     check(&mut conn);
     let first: User = users::table
         .order(users::id)
-        .first(&mut conn)
+        .first(&mut **conn)
         .expect("first");
-    diesel::update(users::table.find(first.id))
-        .set((
-            users::name.eq("Renamed Kim"),
-            users::email.eq("moved@example.org"),
-        ))
-        .execute(&mut conn)
-        .expect("rename");
+    let rename = changes::UserPatch {
+        name: Some(Some("Renamed Kim".into())),
+        email: Some("moved@example.org".into()),
+        ..Default::default()
+    };
+    changes::update_user(&mut conn, &Actor::Cli, first.id, &rename).expect("rename");
     let second: i64 = users::table
         .select(users::id)
         .filter(users::id.gt(first.id))
         .order(users::id)
-        .first(&mut conn)
+        .first(&mut **conn)
         .expect("second");
-    diesel::delete(users::table.find(second))
-        .execute(&mut conn)
-        .expect("delete");
+    changes::delete_user(&mut conn, &Actor::Cli, second).expect("delete");
     check(&mut conn);
 }
 

@@ -211,7 +211,7 @@ pub fn social_uid(app: &TestApp, user_id: i64) -> Option<i64> {
     social_accounts::table
         .filter(social_accounts::user_id.eq(user_id))
         .select(social_accounts::uid)
-        .first::<i64>(&mut *conn)
+        .first::<i64>(&mut **conn)
         .optional()
         .expect("query")
 }
@@ -222,7 +222,7 @@ fn social_count(app: &TestApp) -> i64 {
     let mut conn = app.conn();
     social_accounts::table
         .count()
-        .get_result(&mut *conn)
+        .get_result(&mut **conn)
         .expect("count")
 }
 

@@ -1,7 +1,6 @@
 //! The dashboard's counts and charts.
 
 use diesel::prelude::*;
-use kakao_login::db::DbConnection;
 use kakao_login::db::schema::users;
 
 use crate::support::{Role, TestApp};
@@ -19,7 +18,7 @@ async fn the_dashboard_counts_users_and_draws_sign_ups_without_script() {
                 users::date_joined.eq(kakao_login::db::now() - chrono::TimeDelta::days(20)),
                 users::is_active.eq(false),
             ))
-            .execute(&mut *conn as &mut DbConnection)
+            .execute(&mut **conn)
             .expect("age a user");
     }
     let page = staff.get(&app.url("/admin/")).await;

@@ -213,3 +213,77 @@ async fn mobile_apps_sign_in_with_a_kakao_access_token() {
         "a token of another app never signs anyone in"
     );
 }
+
+/// Junk bearer tokens cost Kakao calls only up to the per-client limit, and a refused token is
+/// remembered for a while instead of being sent to Kakao again.
+#[actix_web::test]
+async fn junk_tokens_cannot_spend_the_apps_kakao_quota() {
+    let app = TestApp::spawn().await;
+    let before = app.kakao.standin.hits(Endpoint::TokenInfo);
+    let mut statuses = Vec::new();
+    for i in 0..100 {
+        statuses.push(
+            bearer(&app, &format!("junk-token-{i:03}"), "/api/users/me/")
+                .await
+                .status,
+        );
+    }
+    let calls = app.kakao.standin.hits(Endpoint::TokenInfo) - before;
+    assert!(calls <= 31, "{calls} token-info calls for 100 junk tokens");
+    assert!(
+        statuses.iter().all(|s| matches!(s, 401 | 429)),
+        "{statuses:?}"
+    );
+    let limited = bearer(&app, "junk-token-new", "/api/users/me/").await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(limited.json()["error"], "rate_limited");
+    assert!(limited.header("retry-after").is_some());
+
+    // The same refused token again: answered from memory, no call to Kakao.
+    let app = TestApp::spawn().await;
+    let first = bearer(&app, "junk-token-again", "/api/users/me/").await;
+    assert_eq!(first.status, 401);
+    let calls = app.kakao.standin.hits(Endpoint::TokenInfo);
+    for _ in 0..20 {
+        assert_eq!(
+            bearer(&app, "junk-token-again", "/api/users/me/")
+                .await
+                .status,
+            401
+        );
+    }
+    assert_eq!(app.kakao.standin.hits(Endpoint::TokenInfo), calls);
+}
+
+#[actix_web::test]
+async fn mobile_sign_ins_and_login_starts_are_limited_per_client() {
+    let app = TestApp::spawn().await;
+    let anyone = Browser::new();
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let res = anyone
+            .request(
+                "POST",
+                &app.url("/api/auth/kakao/"),
+                Some(&json!({"access_token": format!("junk-{i}")}).to_string()),
+                &[("content-type", "application/json")],
+            )
+            .await;
+        statuses.push(res.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        10,
+        "{statuses:?}"
+    );
+    let mut starts = Vec::new();
+    for _ in 0..40 {
+        starts.push(anyone.get(&app.url("/kakao/login/")).await.status);
+    }
+    assert_eq!(
+        starts.iter().filter(|s| **s == 302).count(),
+        30,
+        "{starts:?}"
+    );
+    assert_eq!(starts.last(), Some(&429));
+}
