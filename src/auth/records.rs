@@ -17,7 +17,8 @@ use crate::users::repo::at_most_one;
 
 /// Start a session for `user`; returns the token to keep in the session cookie. The
 /// browser's previous session (`replacing`, when it had one) ends in the same step, and the
-/// user's dead records (expired, or of an older epoch) are cleared.
+/// user's dead records (expired, or of an older epoch: never a newer one, which a sign-out
+/// everywhere committed meanwhile would make) are cleared.
 pub fn start(
     conn: &mut DbConnection,
     user: &User,
@@ -35,7 +36,7 @@ pub fn start(
             .filter(
                 user_sessions::expires_at
                     .le(now)
-                    .or(user_sessions::epoch.ne(user.session_epoch)),
+                    .or(user_sessions::epoch.lt(user.session_epoch)),
             ),
     )
     .execute(conn)?;

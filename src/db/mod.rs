@@ -426,14 +426,14 @@ thread_local! {
     static COMMIT_CUT_OFF: Cell<bool> = const { Cell::new(false) };
 }
 
-/// How long a transaction is retried for a concurrent writer. SQLite's writers already wait
-/// `busy_timeout` for the lock, so a "locked" after that is final; PostgreSQL's serialization
-/// failures and deadlocks clear in milliseconds.
+/// How long a SQLite transaction is retried for a concurrent writer: its writers already wait
+/// `busy_timeout` for the lock, so a "locked" after that is final.
 const RETRY_FOR: Duration = Duration::from_millis(1000);
 
-/// Run `f` in a write transaction, running it again (briefly backing off, for at most
-/// `RETRY_FOR`) when it fails with an error `retry` accepts: a concurrent writer (SQLite busy,
-/// a serialization failure or deadlock) or a unique-constraint race whose loser should re-read.
+/// Run `f` in a write transaction, running it again (briefly backing off; on SQLite for at
+/// most `RETRY_FOR`) when it fails with an error `retry` accepts: a concurrent writer (SQLite
+/// busy, a serialization failure or deadlock) or a unique-constraint race whose loser should
+/// re-read.
 pub fn transaction_with_retry<T, E>(
     conn: &mut DbConnection,
     retry: impl Fn(&E) -> bool,
@@ -467,7 +467,14 @@ where
                     "the connection was lost during COMMIT".to_owned(),
                 )));
             }
-            Err(e) if attempt < ATTEMPTS && started.elapsed() < RETRY_FOR && retry(&e) => {
+            // SQLite's writers waited `busy_timeout` already; PostgreSQL's conflicts (a
+            // deadlock is detected after `deadlock_timeout`, 1 s by default) clear on retry.
+            Err(e)
+                if attempt < ATTEMPTS
+                    && (started.elapsed() < RETRY_FOR
+                        || matches!(conn, DbConnection::Postgresql(_)))
+                    && retry(&e) =>
+            {
                 std::thread::sleep(Duration::from_millis(5 * attempt));
             }
             other => return other,

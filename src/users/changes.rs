@@ -16,6 +16,8 @@
 //! deactivation). The session records themselves belong to sign-in (`auth`), which only honours
 //! records of the current epoch, so this service never touches them.
 
+use diesel::Connection;
+
 use super::audit::{self, AuditAction};
 use super::manager::{CreateUser, FieldErrors, UserManager};
 use super::model::{NewSocialAccount, NewUser, User, UserChanges};
@@ -123,7 +125,8 @@ fn in_transaction<T>(
     db::transaction_with_retry(conn, |e| matches!(e, ChangeError::Db(d) if d.is_busy()), f)
 }
 
-/// The user `target_id`, if `actor` may know of them.
+/// The user `target_id`, if `actor` may know of them, locked for the rest of the transaction
+/// (so that the audit row's old values are the ones this change replaced).
 fn visible_target(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -132,7 +135,7 @@ fn visible_target(
     if !actor.may_view(target_id) {
         return Err(ChangeError::NotFound);
     }
-    repo::find_user(conn, target_id)?.ok_or(ChangeError::NotFound)
+    repo::find_user_for_update(conn, target_id)?.ok_or(ChangeError::NotFound)
 }
 
 #[derive(diesel::QueryableByName)]
@@ -151,11 +154,23 @@ fn active_superusers(conn: &mut DbConnection) -> diesel::QueryResult<usize> {
     use diesel::RunQueryDsl;
     const SQL: &str = "SELECT id FROM users WHERE is_superuser AND is_active";
     match conn {
-        DbConnection::Postgresql(c) => Ok(diesel::sql_query(format!("{SQL} FOR UPDATE"))
-            .load::<IdRow>(c)?
-            .len()),
+        // In id order, as every other lock is taken, so that two transactions cannot wait on
+        // each other.
+        DbConnection::Postgresql(c) => {
+            Ok(diesel::sql_query(format!("{SQL} ORDER BY id FOR UPDATE"))
+                .load::<IdRow>(c)?
+                .len())
+        }
         DbConnection::Sqlite(c) => Ok(diesel::sql_query(SQL).load::<IdRow>(c)?.len()),
     }
+}
+
+/// Take the active superusers' rows before any other lock of a change that may demote or
+/// delete one: every such change then locks in the same order (superusers in id order, then
+/// the target), so two of them wait for each other instead of deadlocking.
+fn lock_superusers(conn: &mut DbConnection) -> Result<(), ChangeError> {
+    active_superusers(conn)?;
+    Ok(())
 }
 
 /// Refuse a change that would leave no active superuser.
@@ -252,6 +267,25 @@ pub fn update_user(
     in_transaction(conn, |conn| update_in(conn, actor, target_id, patch, false))
 }
 
+/// As `update_user`, with the patch made by `patch_for` from the target as it is now (locked)
+/// and the fields the actor may change on it: a form's unticked checkbox means "false" only
+/// for a flag the actor may change.
+pub fn update_user_with(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    target_id: i64,
+    patch_for: impl Fn(&User, &[UserField]) -> UserPatch,
+) -> Result<Updated, ChangeError> {
+    in_transaction(conn, |conn| {
+        // The patch is known only once the target is read, and it may demote: take the
+        // superusers' lock first, as every demotion does.
+        lock_superusers(conn)?;
+        let target = visible_target(conn, actor, target_id)?;
+        let patch = patch_for(&target, &actor.editable_fields(&target));
+        apply(conn, actor, target, &patch, false)
+    })
+}
+
 /// As `update_user`, but every field the actor may change must be in `patch` (PUT).
 pub fn replace_user(
     conn: &mut DbConnection,
@@ -302,7 +336,21 @@ fn update_in(
     patch: &UserPatch,
     require_all: bool,
 ) -> Result<Updated, ChangeError> {
+    if patch.is_superuser == Some(false) || patch.is_active == Some(false) {
+        lock_superusers(conn)?;
+    }
     let target = visible_target(conn, actor, target_id)?;
+    apply(conn, actor, target, patch, require_all)
+}
+
+/// Apply `patch` to `target` (already loaded and locked) on behalf of `actor`.
+fn apply(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    target: User,
+    patch: &UserPatch,
+    require_all: bool,
+) -> Result<Updated, ChangeError> {
     let allowed = actor.editable_fields(&target);
     let refused: Vec<&str> = patch
         .fields()
@@ -481,6 +529,7 @@ pub fn delete_user(
     target_id: i64,
 ) -> Result<Deleted, ChangeError> {
     in_transaction(conn, |conn| {
+        lock_superusers(conn)?;
         let target = visible_target(conn, actor, target_id)?;
         if !actor.may_delete(&target) {
             return Err(ChangeError::forbidden("only superusers delete users"));
@@ -624,7 +673,9 @@ pub fn bulk(
     in_transaction(conn, |conn| {
         let mut outcome = BulkOutcome::default();
         for &id in &ids {
-            let done = match action {
+            // Each user in a savepoint of its own: a refusal that failed a statement (on
+            // PostgreSQL that aborts the transaction) skips that user only.
+            let done = conn.transaction(|conn| match action {
                 BulkAction::Activate => {
                     update_in(conn, actor, id, &UserPatch::active(true), false).map(drop)
                 }
@@ -632,7 +683,7 @@ pub fn bulk(
                     update_in(conn, actor, id, &UserPatch::active(false), false).map(drop)
                 }
                 BulkAction::SignOut => sign_out_everywhere_in(conn, actor, id).map(drop),
-            };
+            });
             match done {
                 Ok(()) => outcome.applied += 1,
                 Err(e @ ChangeError::Db(_)) => return Err(e),

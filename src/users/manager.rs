@@ -17,6 +17,8 @@ pub const EMAIL_MAX: usize = 254;
 pub const NAME_MAX: usize = 50;
 /// Oldest age accepted.
 pub const AGE_MAX: i32 = 150;
+/// What a person is told when the email they gave belongs to another account.
+pub const EMAIL_TAKEN: &str = "이미 다른 회원이 쓰는 이메일입니다.";
 
 /// Field name -> messages, shaped like DRF's validation errors.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -96,13 +96,6 @@ impl Provider {
     }
 }
 
-/// The stored provider name of a user, when it is one we know.
-impl User {
-    pub fn provider(&self) -> Option<Provider> {
-        Provider::parse(&self.provider)
-    }
-}
-
 /// A row of `social_accounts`: one Kakao identity linked to one user.
 #[derive(Queryable, Identifiable, Associations, Debug, Clone, PartialEq, Eq)]
 #[diesel(table_name = social_accounts, belongs_to(User))]

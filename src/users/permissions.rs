@@ -94,6 +94,21 @@ pub fn is_raised(user: &User) -> bool {
     user.is_staff || user.is_superuser
 }
 
+/// The fields a role may change on a record it may touch at all: members their own name and
+/// age; staff also the email and active flag (of members); superusers every field.
+pub fn role_fields(role: Role) -> Vec<UserField> {
+    match role {
+        Role::Member => vec![UserField::Name, UserField::Age],
+        Role::Staff => vec![
+            UserField::Name,
+            UserField::Age,
+            UserField::Email,
+            UserField::IsActive,
+        ],
+        Role::Superuser => UserField::ALL.to_vec(),
+    }
+}
+
 /// The fields `actor` may change on `target`: self may change name and age; staff also the
 /// email and active flag of members; superusers everything of everyone. Staff who are not
 /// superusers cannot change a staff or superuser record (their own included) beyond their own
@@ -102,26 +117,20 @@ pub fn editable_fields(actor: &User, target: &User) -> Vec<UserField> {
     if !actor.is_active {
         return Vec::new();
     }
-    let mut fields = Vec::new();
     let is_self = actor.id == target.id;
-    let staff = Permission::IsStaff.allows(actor);
-    let superuser = Permission::IsSuperuser.allows(actor);
-    if is_raised(target) && !superuser {
-        if is_self {
-            fields.extend([UserField::Name, UserField::Age]);
-        }
-        return fields;
+    let role = Role::of(actor);
+    if is_raised(target) && role != Role::Superuser {
+        return if is_self {
+            role_fields(Role::Member)
+        } else {
+            Vec::new()
+        };
     }
-    if is_self || staff {
-        fields.extend([UserField::Name, UserField::Age]);
+    if is_self || role != Role::Member {
+        role_fields(role)
+    } else {
+        Vec::new()
     }
-    if staff {
-        fields.extend([UserField::Email, UserField::IsActive]);
-    }
-    if superuser {
-        fields.extend([UserField::IsStaff, UserField::IsSuperuser]);
-    }
-    fields
 }
 
 /// May `actor` create a user of `role`? Staff create members; only superusers create staff

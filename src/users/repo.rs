@@ -27,6 +27,21 @@ pub fn find_user(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>> 
     at_most_one(users::table.find(id), conn)
 }
 
+/// User `id`, its row locked until the end of the transaction on PostgreSQL (`FOR UPDATE`), so
+/// that concurrent changes of one user are applied one after the other, each reading what the
+/// last one wrote. (SQLite's writers are serialised already: they take the write lock first.)
+pub(super) fn find_user_for_update(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>> {
+    match conn {
+        DbConnection::Postgresql(c) => Ok(users::table
+            .find(id)
+            .for_update()
+            .load::<User>(c)?
+            .into_iter()
+            .next()),
+        DbConnection::Sqlite(_) => find_user(conn, id),
+    }
+}
+
 /// Look a user up by an already-normalized (lowercased) email.
 pub fn find_user_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<User>> {
     at_most_one(users::table.filter(users::email.eq(email)), conn)

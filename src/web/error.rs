@@ -4,7 +4,8 @@
 //! - `db::DbError`: a database call failed, classified once (not found, unique violation,
 //!   unavailable: pool timeout or connection lost, busy, anything else).
 //! - `users::changes::ChangeError`: the change service refused a change.
-//! - `users::signin::SignInError` and `auth::login::LoginError`: a sign-in did not happen.
+//! - `auth::login::LoginError`: a sign-in did not happen (it carries what
+//!   `users::signin::SignInError` said).
 //! - `auth::bearer::TokenError`: a Kakao access token was not accepted.
 //! - `kakao::KakaoError`: a call to Kakao failed.
 //! - `AppError` (here): what every handler and extractor answers with. Each error above
@@ -17,6 +18,11 @@
 //!
 //! The faces differ in one place only: an anonymous visitor of a page is sent to the login
 //! page (303 with `next`), where the API answers 401 with `WWW-Authenticate`.
+//!
+//! One code, two statuses: `kakao_unavailable` is 502 when Kakao failed a person's sign-in in
+//! the browser (`Kakao`, `KakaoRedirect`: the upstream failed; the page offers a retry) and
+//! 503 with `Retry-After` when Kakao could not judge an API caller's token
+//! (`KakaoUnavailable`: API clients retry a 503 by themselves).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -29,7 +35,7 @@ use crate::auth::ratelimit::Refused;
 use crate::db::DbError;
 use crate::kakao::{ErrorClass, KakaoError};
 use crate::users::changes::ChangeError;
-use crate::users::manager::FieldErrors;
+use crate::users::manager::{EMAIL_TAKEN, FieldErrors};
 
 /// Everything a request can end with other than success, named by what happened.
 #[derive(Debug, thiserror::Error)]
@@ -238,7 +244,7 @@ impl AppError {
             AppError::DuplicateEmail | AppError::EmailLinkedElsewhere => json!({
                 "error": self.code(),
                 "detail": self.to_string(),
-                "email": ["이미 사용 중인 이메일입니다."],
+                "email": [EMAIL_TAKEN],
             }),
             AppError::LastSuperuser => json!({"error": self.code(), "detail": self.to_string()}),
             AppError::KakaoUnavailable | AppError::Unavailable(_) => json!({
@@ -369,11 +375,7 @@ impl AppError {
                 "이 이메일의 회원은 다른 카카오계정으로 가입되어 있습니다. 원래 카카오계정으로 로그인하세요.",
                 home(),
             ),
-            AppError::DuplicateEmail => (
-                "이미 사용 중인 이메일입니다",
-                "같은 이메일의 회원이 이미 있습니다.",
-                home(),
-            ),
+            AppError::DuplicateEmail => ("이미 사용 중인 이메일입니다", EMAIL_TAKEN, home()),
             AppError::Inactive => (
                 "비활성화된 계정입니다",
                 "이 계정은 사용이 중지되었습니다. 관리자에게 문의하세요.",
@@ -547,6 +549,10 @@ impl From<LoginError> for AppError {
             LoginError::Inactive => AppError::Inactive,
             LoginError::WrongPassword => AppError::WrongPassword,
             LoginError::Limited(refused) => AppError::from(refused),
+            // The account vanished between the sign-in's reads (deleted meanwhile): try again.
+            LoginError::Db(DbError::NotFound) => {
+                AppError::Unavailable("the account changed during sign-in".to_owned())
+            }
             LoginError::Db(e) => AppError::from(e),
             LoginError::Session(m) => AppError::Unavailable(format!("session store: {m}")),
         }

@@ -9,7 +9,8 @@
 //! - [`Csrf`]: the one CSRF check, wrapping the body of every state-changing request that acts
 //!   with the session cookie's authority: the `Origin` (when sent) is ours and the session's
 //!   token came along, in the form's `csrf_token` field or the `X-CSRF-Token` header.
-//! - [`Form`] and [`JsonBody`]: request bodies, read with limits.
+//! - [`Form`] and [`JsonBody`]: request bodies, read with limits, only ever through `Csrf`;
+//!   [`SignInBody`] for the one request that needs no token (it brings its own credentials).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -360,7 +361,13 @@ impl<T: DeserializeOwned + BodyFields + 'static> JsonBody<T> {
     }
 }
 
-impl<T: DeserializeOwned + BodyFields + 'static> FromRequest for JsonBody<T> {
+/// The JSON body of a sign-in that brings credentials of its own (a Kakao access token, from
+/// the mobile SDKs): it borrows no session's authority, so it needs no CSRF token; a present
+/// `Origin` must still be ours. Everything else reads JSON through `Csrf<JsonBody<T>>`:
+/// `JsonBody` is not an extractor by itself, so a handler cannot forget the check.
+pub struct SignInBody<T>(pub T);
+
+impl<T: DeserializeOwned + BodyFields + 'static> FromRequest for SignInBody<T> {
     type Error = AppError;
     type Future = Extracted<Self>;
 
@@ -369,7 +376,11 @@ impl<T: DeserializeOwned + BodyFields + 'static> FromRequest for JsonBody<T> {
         let payload = payload.take();
         Box::pin(async move {
             let body = read_body(&req, payload).await?;
-            Self::from_body(&req, &body)
+            if !same_origin(&req, app_state(&req)?) {
+                log::warn!("event=csrf.rejected route={} reason=origin", req.path());
+                return Err(AppError::Csrf);
+            }
+            JsonBody::<T>::from_body(&req, &body).map(|JsonBody(value)| SignInBody(value))
         })
     }
 }

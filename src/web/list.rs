@@ -8,7 +8,10 @@
 //! - the default ordering is newest first, `-id`, in the admin (Django's admin orders by
 //!   `-pk`) and `id` in the API (DRF follows the model's order, the primary key);
 //! - the admin shows a fixed page of 50 rows; the API takes `limit` (50 unless asked, at most
-//!   200, as DRF's `LimitOffsetPagination` with a `max_limit`).
+//!   200, as DRF's `LimitOffsetPagination` with a `max_limit`);
+//! - a parameter the list does not know is refused by the admin (Django's admin refuses an
+//!   unknown lookup too: a mistyped or renamed filter must not quietly list, or export,
+//!   everyone) and ignored by the API (as DRF's filters ignore one).
 
 use super::AppError;
 use crate::db::{self, DbError, DbPool};
@@ -68,9 +71,17 @@ fn flag(name: &str, value: &str, errors: &mut FieldErrors) -> Option<bool> {
 }
 
 impl ListRequest {
-    /// Parse a query string; every problem is reported, by parameter. Parameters the list
-    /// does not know are left for the page (the admin's notices).
+    /// Parse a query string; every problem is reported, by parameter.
     pub fn parse(query: &str, face: ListFace) -> Result<ListRequest, FieldErrors> {
+        Self::parse_with(query, face, &[])
+    }
+
+    /// As `parse`, with parameters of the page's own (`also`) let through.
+    pub fn parse_with(
+        query: &str,
+        face: ListFace,
+        also: &[&str],
+    ) -> Result<ListRequest, FieldErrors> {
         let mut errors = FieldErrors::default();
         let mut search = None;
         let mut raw_ordering = None;
@@ -112,7 +123,8 @@ impl ListRequest {
                         _ => errors.add("limit", "1에서 200 사이의 정수여야 합니다."),
                     },
                 },
-                _ => {}
+                k if face == ListFace::Api || also.contains(&k) => {}
+                k => errors.add(k, "알 수 없는 조건입니다."),
             }
         }
         if let Some(s) = search.filter(|s| !s.is_empty()) {
@@ -175,17 +187,17 @@ impl ListRequest {
         q.finish()
     }
 
-    /// The page this request asks for, `page_size` rows at most (the API's own `limit`
-    /// unless the face fixes another), from `cursor` when given in place of the request's.
+    /// One page of this list, `page_size` rows at most (the request's own `limit` unless the
+    /// page fixes another), from `cursor` (the request's own, or an export's next page).
     pub async fn load(
         &self,
         pool: &DbPool,
         page_size: Option<i64>,
-        cursor: Option<Cursor>,
+        cursor: Option<&Cursor>,
     ) -> Result<UserPage, AppError> {
         let filter = self.filter.clone();
         let ordering = self.ordering;
-        let cursor = cursor.or_else(|| self.cursor.clone());
+        let cursor = cursor.cloned();
         let limit = page_size.unwrap_or(self.limit);
         Ok(db::run(pool, move |conn| {
             query::list_users(conn, &filter, ordering, cursor.as_ref(), limit)
@@ -245,6 +257,14 @@ mod tests {
             1
         );
         assert!(ListRequest::parse("cursor=nope", ListFace::Admin).is_err());
+    }
+
+    #[test]
+    fn the_admin_refuses_what_it_does_not_know_and_the_api_ignores_it() {
+        let old_name = ListRequest::parse("staff=1", ListFace::Admin).expect_err("refused");
+        assert_eq!(old_name.get("staff").len(), 1);
+        assert!(ListRequest::parse_with("deleted=3", ListFace::Admin, &["deleted"]).is_ok());
+        assert!(ListRequest::parse("staff=1&utm_source=x", ListFace::Api).is_ok());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use crate::support::{TestApp, TestDb};
+use crate::support::{TestApp, TestDb, audit_rows};
 
 /// Run `kakao-login` with the test app's database and data folder.
 pub fn run_cli(app: &TestApp, args: &[&str]) -> Output {
@@ -37,6 +37,23 @@ fn createsuperuser_refuses_a_duplicate_and_a_bad_email() {
     let dir = tempfile::tempdir().expect("tempdir");
     let args = ["createsuperuser", "--email", "a@example.com", "--noinput"];
     assert!(run_with_db(&db.url, dir.path(), &args).status.success());
+    // The command line is a door too: one audit row, by the operator.
+    let rows = audit_rows(&db.pool());
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (
+            rows[0].action.as_str(),
+            rows[0].actor_id,
+            rows[0].via.as_str()
+        ),
+        ("create", None, "cli")
+    );
+    assert!(
+        rows[0]
+            .field_changes()
+            .iter()
+            .any(|c| c.field == "is_superuser" && c.new == "true")
+    );
     let again = run_with_db(&db.url, dir.path(), &args);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
@@ -47,6 +64,7 @@ fn createsuperuser_refuses_a_duplicate_and_a_bad_email() {
     );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("email"));
+    assert_eq!(audit_rows(&db.pool()).len(), 1, "refusals write nothing");
 }
 
 #[test]

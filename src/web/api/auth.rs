@@ -10,7 +10,7 @@ use crate::auth::{AppSession, login};
 use crate::kakao::KakaoClient;
 use crate::state::AppState;
 use crate::web::AppError;
-use crate::web::extract::{JsonBody, client_address};
+use crate::web::extract::{SignInBody, client_address};
 
 /// `GET /api/auth/csrf/`: the token for `X-CSRF-Token` (cookie sessions).
 #[utoipa::path(get, path = "/api/auth/csrf/", tag = "auth",
@@ -31,7 +31,7 @@ pub async fn sign_in_with_kakao_token(
     state: web::Data<AppState>,
     kakao: web::Data<KakaoClient>,
     session: Session,
-    JsonBody(body): JsonBody<KakaoTokenRequest>,
+    SignInBody(body): SignInBody<KakaoTokenRequest>,
 ) -> Result<HttpResponse, AppError> {
     let signed_in = login::sign_in_with_access_token(
         &state,

@@ -20,7 +20,7 @@ use crate::users::changes::{self, UserPatch};
 use crate::users::lookup;
 use crate::users::manager::{CreateUser, FieldErrors};
 use crate::users::model::{Provider, User};
-use crate::users::permissions::{Actor, Door, Permission, Role};
+use crate::users::permissions::{self, Actor, Door, Role};
 use crate::users::query::Cursor;
 use crate::web::AppError;
 use crate::web::extract::{AuthVia, Csrf, CurrentUser, JsonBody, StaffUser, SuperUser};
@@ -64,7 +64,9 @@ pub async fn list_users(
     _staff: StaffUser,
 ) -> Result<HttpResponse, AppError> {
     let request = ListRequest::parse(req.query_string(), ListFace::Api)?;
-    let page = request.load(&state.pool, None, None).await?;
+    let page = request
+        .load(&state.pool, None, request.cursor.as_ref())
+        .await?;
     let link = |c: &Cursor| {
         format!(
             "{}/api/users/?{}",
@@ -137,21 +139,18 @@ pub async fn get_user(
     Ok(ok_json(&UserResponse::from(&user)))
 }
 
-/// A member sending staff-only fields is told the fields are unknown to them (400), the same
-/// as a mass-assignment attempt; staff sending superuser-only fields get 403 from the policy.
-fn refuse_fields_above_member(actor: &User, body: &UpdateUserRequest) -> Result<(), AppError> {
-    if Permission::IsStaff.allows(actor) {
+/// Fields a member's role never gets are unknown to them (400, the same answer as a
+/// mass-assignment attempt); staff sending a superuser's fields get 403 from the policy.
+fn refuse_fields_above_member(actor: &User, patch: &UserPatch) -> Result<(), AppError> {
+    let role = Role::of(actor);
+    if role != Role::Member {
         return Ok(());
     }
+    let theirs = permissions::role_fields(role);
     let mut unknown = FieldErrors::default();
-    for (name, present) in [
-        ("email", body.email.is_some()),
-        ("is_active", body.is_active.is_some()),
-        ("is_staff", body.is_staff.is_some()),
-        ("is_superuser", body.is_superuser.is_some()),
-    ] {
-        if present {
-            unknown.add(name, "알 수 없는 필드입니다.");
+    for field in patch.fields() {
+        if !theirs.contains(&field) {
+            unknown.add(field.as_str(), "알 수 없는 필드입니다.");
         }
     }
     Ok(unknown.into_result()?)
@@ -189,8 +188,9 @@ pub async fn patch_user(
     id: web::Path<i64>,
     Csrf(JsonBody(body)): Csrf<JsonBody<UpdateUserRequest>>,
 ) -> Result<HttpResponse, AppError> {
-    refuse_fields_above_member(&caller, &body)?;
-    update(&state, caller, id.into_inner(), body.into(), false).await
+    let patch = UserPatch::from(body);
+    refuse_fields_above_member(&caller, &patch)?;
+    update(&state, caller, id.into_inner(), patch, false).await
 }
 
 /// `PUT /api/users/{id}/`: as PATCH, but every field the caller may change is required.
@@ -204,8 +204,9 @@ pub async fn put_user(
     id: web::Path<i64>,
     Csrf(JsonBody(body)): Csrf<JsonBody<UpdateUserRequest>>,
 ) -> Result<HttpResponse, AppError> {
-    refuse_fields_above_member(&caller, &body)?;
-    update(&state, caller, id.into_inner(), body.into(), true).await
+    let patch = UserPatch::from(body);
+    refuse_fields_above_member(&caller, &patch)?;
+    update(&state, caller, id.into_inner(), patch, true).await
 }
 
 /// `DELETE /api/users/{id}/` (IsSuperuser). Unlinks at Kakao when an admin key is set.

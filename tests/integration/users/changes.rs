@@ -184,13 +184,15 @@ fn refused_changes_change_nothing_and_write_nothing() {
     let conn = &mut *w.conn() as &mut DbConnection;
     let as_member = Actor::User(member.clone(), Door::Profile);
 
-    let refusals: Vec<(&str, Result<(), ChangeError>)> = vec![
+    let refusals: Vec<(&str, &str, Result<(), ChangeError>)> = vec![
         (
             "a member edits someone else",
+            "not_found",
             changes::update_user(conn, &as_member, other.id, &UserPatch::active(false)).map(drop),
         ),
         (
             "a member raises their own flags",
+            "forbidden",
             changes::update_user(
                 conn,
                 &as_member,
@@ -204,6 +206,7 @@ fn refused_changes_change_nothing_and_write_nothing() {
         ),
         (
             "staff promote a member",
+            "forbidden",
             changes::update_user(
                 conn,
                 &as_admin(&staff),
@@ -217,6 +220,7 @@ fn refused_changes_change_nothing_and_write_nothing() {
         ),
         (
             "staff create staff",
+            "forbidden",
             changes::create_user(
                 conn,
                 &as_admin(&staff),
@@ -227,10 +231,12 @@ fn refused_changes_change_nothing_and_write_nothing() {
         ),
         (
             "staff delete",
+            "forbidden",
             changes::delete_user(conn, &as_admin(&staff), member.id).map(drop),
         ),
         (
             "a taken email",
+            "duplicate_email",
             changes::update_user(
                 conn,
                 &as_admin(&staff),
@@ -244,6 +250,7 @@ fn refused_changes_change_nothing_and_write_nothing() {
         ),
         (
             "a bad age",
+            "invalid",
             changes::update_user(
                 conn,
                 &as_admin(&root),
@@ -257,6 +264,7 @@ fn refused_changes_change_nothing_and_write_nothing() {
         ),
         (
             "a web user sets a break-glass password",
+            "forbidden",
             changes::set_password(
                 conn,
                 &as_admin(&root),
@@ -267,6 +275,7 @@ fn refused_changes_change_nothing_and_write_nothing() {
         ),
         (
             "Kakao edits a name",
+            "forbidden",
             changes::update_user(
                 conn,
                 &Actor::Kakao,
@@ -279,16 +288,15 @@ fn refused_changes_change_nothing_and_write_nothing() {
             .map(drop),
         ),
     ];
-    for (what, result) in refusals {
-        match result {
-            Err(
-                ChangeError::NotFound
-                | ChangeError::Forbidden(_)
-                | ChangeError::Invalid(_)
-                | ChangeError::DuplicateEmail,
-            ) => {}
+    for (what, expected, result) in refusals {
+        let got = match &result {
+            Err(ChangeError::NotFound) => "not_found",
+            Err(ChangeError::Forbidden(_)) => "forbidden",
+            Err(ChangeError::Invalid(_)) => "invalid",
+            Err(ChangeError::DuplicateEmail) => "duplicate_email",
             other => panic!("{what}: expected a refusal, got {other:?}"),
-        }
+        };
+        assert_eq!(got, expected, "{what}");
     }
     assert!(w.audit_since(mark).is_empty());
     assert_eq!(w.reload(&member).as_ref(), Some(&member));
@@ -377,6 +385,44 @@ fn the_last_active_superuser_is_kept() {
         changes::update_user(conn, &as_api(&second), second.id, &demote),
         Err(ChangeError::LastSuperuser)
     ));
+}
+
+/// Concurrent edits of one user are applied one after the other, so the audit log reads as a
+/// chain: each row's old value is the previous row's new one.
+#[test]
+fn concurrent_edits_of_one_user_are_logged_as_a_chain() {
+    let w = World::new();
+    let root = w.user(Role::Superuser, "root@example.com");
+    let member = w.user(Role::Member, "m@example.com");
+    let mark = w.audit().len();
+    let edits: Vec<_> = (0..6)
+        .map(|i| {
+            let (pool, root) = (w.pool.clone(), root.clone());
+            std::thread::spawn(move || {
+                let patch = UserPatch {
+                    name: Some(Some(format!("이름{i}"))),
+                    ..UserPatch::default()
+                };
+                let mut conn = pool.get().expect("connection");
+                changes::update_user(&mut conn, &as_api(&root), member.id, &patch).map(drop)
+            })
+        })
+        .collect();
+    for edit in edits {
+        edit.join().expect("thread").expect("edit");
+    }
+    let names: Vec<(String, String)> = w
+        .audit_since(mark)
+        .iter()
+        .filter_map(|row| field(row, "name"))
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names[0].0, "null");
+    for pair in names.windows(2) {
+        assert_eq!(pair[1].0, pair[0].1, "{names:?}");
+    }
+    let last = w.reload(&member).and_then(|u| u.name);
+    assert_eq!(last.as_deref(), Some(names[5].1.as_str()));
 }
 
 /// The only two superusers stepping down at the same moment: one of them stays.

@@ -5,61 +5,38 @@
 
 use serde_json::json;
 
-use crate::support::{Browser, Resp, Role, TestApp};
-
-/// A JSON call with this browser's session and its CSRF token.
-async fn api(
-    app: &TestApp,
-    who: &Browser,
-    method: &str,
-    path: &str,
-    body: serde_json::Value,
-) -> Resp {
-    let csrf = who.get(&app.url("/api/auth/csrf/")).await.json()["csrf_token"]
-        .as_str()
-        .expect("csrf")
-        .to_owned();
-    who.request(
-        method,
-        &app.url(path),
-        Some(&body.to_string()),
-        &[
-            ("content-type", "application/json"),
-            ("x-csrf-token", &csrf),
-        ],
-    )
-    .await
-}
+use super::api::client;
+use crate::support::{Resp, Role, TestApp, UserPatch};
 
 #[actix_web::test]
 async fn every_api_change_writes_one_audit_row() {
     let app = TestApp::spawn().await;
-    let (root, root_user) = app.signed_in_as(Role::Superuser, "root@example.com").await;
-    let (member, member_user) = app.signed_in_as(Role::Member, "member@example.com").await;
+    let root = client(&app, Role::Superuser, "root@example.com").await;
+    let member = client(&app, Role::Member, "member@example.com").await;
     let r = |id: i64| format!("/api/users/{id}/");
 
     let mark = app.audit_mark();
-    let created = api(
-        &app,
-        &root,
-        "POST",
-        "/api/users/",
-        json!({"email": "new@example.com"}),
-    )
-    .await;
+    let created = root
+        .send(
+            &app,
+            "POST",
+            "/api/users/",
+            json!({"email": "new@example.com"}),
+        )
+        .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let new_id = created.json()["id"].as_i64().expect("id");
     let steps: Vec<(Resp, &str, i64, i64)> = vec![
         (
-            api(&app, &root, "PATCH", &r(new_id), json!({"name": "새사람"})).await,
+            root.send(&app, "PATCH", &r(new_id), json!({"name": "새사람"}))
+                .await,
             "update",
-            root_user.id,
+            root.id,
             new_id,
         ),
         (
-            api(
+            root.send(
                 &app,
-                &root,
                 "PUT",
                 &r(new_id),
                 json!({"name": "새사람", "age": 20, "email": "new@example.com",
@@ -67,26 +44,30 @@ async fn every_api_change_writes_one_audit_row() {
             )
             .await,
             "update",
-            root_user.id,
+            root.id,
             new_id,
         ),
         (
-            api(&app, &member, "PATCH", "/api/users/me/", json!({"age": 41})).await,
+            member
+                .send(&app, "PATCH", "/api/users/me/", json!({"age": 41}))
+                .await,
             "update",
-            member_user.id,
-            member_user.id,
+            member.id,
+            member.id,
         ),
         (
-            api(&app, &root, "DELETE", &r(new_id), json!({})).await,
+            root.send(&app, "DELETE", &r(new_id), json!({})).await,
             "delete",
-            root_user.id,
+            root.id,
             new_id,
         ),
         (
-            api(&app, &member, "DELETE", "/api/users/me/", json!({})).await,
+            member
+                .send(&app, "DELETE", "/api/users/me/", json!({}))
+                .await,
             "delete",
-            member_user.id,
-            member_user.id,
+            member.id,
+            member.id,
         ),
     ];
     for (res, ..) in &steps {
@@ -97,7 +78,7 @@ async fn every_api_change_writes_one_audit_row() {
         .iter()
         .map(|r| (r.action.as_str(), r.actor_id, r.target_id, r.via.as_str()))
         .collect();
-    let mut expected = vec![("create", Some(root_user.id), Some(new_id), "api")];
+    let mut expected = vec![("create", Some(root.id), Some(new_id), "api")];
     expected.extend(
         steps
             .iter()
@@ -165,31 +146,32 @@ async fn the_profile_page_and_the_admin_write_their_audit_rows_too() {
 #[actix_web::test]
 async fn staff_cannot_point_an_unclaimed_staff_record_at_someone_else() {
     let app = TestApp::spawn().await;
-    let (staff, _) = app.signed_in_as(Role::Staff, "staff@example.com").await;
+    let staff = client(&app, Role::Staff, "staff@example.com").await;
     let (_, root_user) = app.signed_in_as(Role::Superuser, "root@example.com").await;
     let hire = {
         let user = app.create_user("new-hire@example.com", "신입");
         app.change(
             user.id,
-            crate::support::UserPatch {
+            UserPatch {
                 is_staff: Some(true),
                 ..Default::default()
             },
         )
     };
     let mark = app.audit_mark();
-    let through_api = api(
-        &app,
-        &staff,
-        "PATCH",
-        &format!("/api/users/{}/", hire.id),
-        json!({"email": "attacker@example.com"}),
-    )
-    .await;
+    let through_api = staff
+        .send(
+            &app,
+            "PATCH",
+            &format!("/api/users/{}/", hire.id),
+            json!({"email": "attacker@example.com"}),
+        )
+        .await;
     assert_eq!(through_api.status, 403, "{}", through_api.body);
     assert_eq!(through_api.json()["error"], "permission_denied");
-    let token = app.csrf(&staff, "/admin/users/").await;
+    let token = app.csrf(&staff.browser, "/admin/users/").await;
     let through_admin = staff
+        .browser
         .post_form(
             &app.url(&format!("/admin/users/{}/", hire.id)),
             &[("csrf_token", &token), ("email", "attacker@example.com")],
@@ -197,6 +179,7 @@ async fn staff_cannot_point_an_unclaimed_staff_record_at_someone_else() {
         .await;
     assert_eq!(through_admin.status, 403, "{}", through_admin.body);
     let form = staff
+        .browser
         .get(&app.url(&format!("/admin/users/{}/", hire.id)))
         .await;
     assert!(
@@ -204,15 +187,65 @@ async fn staff_cannot_point_an_unclaimed_staff_record_at_someone_else() {
         "staff are not even offered the field"
     );
     // The superuser's record is out of reach the same way.
-    let root = api(
-        &app,
-        &staff,
-        "PATCH",
-        &format!("/api/users/{}/", root_user.id),
-        json!({"email": "attacker@example.com"}),
-    )
-    .await;
+    let root = staff
+        .send(
+            &app,
+            "PATCH",
+            &format!("/api/users/{}/", root_user.id),
+            json!({"email": "attacker@example.com"}),
+        )
+        .await;
     assert_eq!(root.status, 403);
+    // Nor its flags, through any door: the API, the form, the buttons, a bulk action.
+    for patch in [
+        json!({"is_active": false}),
+        json!({"is_staff": false}),
+        json!({"name": "x"}),
+    ] {
+        let r = staff
+            .send(
+                &app,
+                "PATCH",
+                &format!("/api/users/{}/", hire.id),
+                patch.clone(),
+            )
+            .await;
+        assert_eq!(r.status, 403, "{patch}: {}", r.body);
+    }
+    let unticked = staff
+        .browser
+        .post_form(
+            &app.url(&format!("/admin/users/{}/", hire.id)),
+            &[("csrf_token", &token), ("name", "신입")],
+        )
+        .await;
+    assert_eq!(unticked.status, 403, "{}", unticked.body);
+    for action in ["deactivate/", "sign-out/"] {
+        let r = staff
+            .browser
+            .post_form(
+                &app.url(&format!("/admin/users/{}/{action}", hire.id)),
+                &[("csrf_token", &token)],
+            )
+            .await;
+        assert_eq!(r.status, 403, "{action}");
+    }
+    let bulk = staff
+        .browser
+        .post_form(
+            &app.url("/admin/users/bulk/"),
+            &[
+                ("csrf_token", token.as_str()),
+                ("action", "deactivate"),
+                ("ids", &hire.id.to_string()),
+            ],
+        )
+        .await;
+    assert!(
+        bulk.location().ends_with("bulk_ok=0&bulk_failed=1"),
+        "{}",
+        bulk.location()
+    );
     assert_eq!(app.user(hire.id), Some(hire));
     assert!(app.audit_since(mark).is_empty());
     // The attacker signing in with that email gets an ordinary account, not the staff one.
@@ -257,14 +290,21 @@ async fn every_unsafe_request_needs_this_sessions_csrf_token() {
             assert_eq!(res.error_code().as_deref(), Some("csrf_invalid"), "{path}");
         }
     }
-    let calls = [
-        ("POST", "/api/users/".to_owned()),
-        ("PATCH", format!("/api/users/{id}/")),
-        ("PUT", format!("/api/users/{id}/")),
-        ("DELETE", format!("/api/users/{id}/")),
-        ("PATCH", "/api/users/me/".to_owned()),
-        ("DELETE", "/api/users/me/".to_owned()),
-    ];
+    // Every unsafe operation of the API, as its OpenAPI document lists them (so a new one is
+    // covered without this test knowing of it). The mobile sign-in brings its own credentials
+    // and acts on no session: it is the one exception.
+    let doc = root.get(&app.url("/api/openapi.json")).await.json();
+    let mut calls = Vec::new();
+    for (path, operations) in doc["paths"].as_object().expect("paths") {
+        for method in operations.as_object().expect("operations").keys() {
+            let method = method.to_uppercase();
+            if ["GET", "HEAD", "OPTIONS"].contains(&method.as_str()) || path == "/api/auth/kakao/" {
+                continue;
+            }
+            calls.push((method, path.replace("{id}", &id.to_string())));
+        }
+    }
+    assert!(calls.len() >= 6, "{calls:?}");
     for (method, path) in &calls {
         let res = root
             .request(
@@ -310,8 +350,8 @@ async fn signing_in_over_someone_elses_session_ends_it() {
 #[actix_web::test]
 async fn refusals_keep_their_status_on_the_api() {
     let app = TestApp::spawn().await;
-    let (root, _) = app.signed_in_as(Role::Superuser, "root@example.com").await;
-    let (staff, _) = app.signed_in_as(Role::Staff, "staff@example.com").await;
+    let root = client(&app, Role::Superuser, "root@example.com").await;
+    let staff = client(&app, Role::Staff, "staff@example.com").await;
     for (who, method, path, body, status, code) in [
         (
             &root,
@@ -362,7 +402,7 @@ async fn refusals_keep_their_status_on_the_api() {
             "invalid",
         ),
     ] {
-        let res = api(&app, who, method, path, body).await;
+        let res = who.send(&app, method, path, body).await;
         assert_eq!(res.status, status, "{method} {path}: {}", res.body);
         if code != "invalid" {
             assert_eq!(res.json()["error"], code, "{method} {path}");
@@ -370,7 +410,7 @@ async fn refusals_keep_their_status_on_the_api() {
             assert!(res.json()["email"].is_array(), "a field map: {}", res.body);
         }
     }
-    let unknown = root.get(&app.url("/api/nothing/here/")).await;
+    let unknown = root.browser.get(&app.url("/api/nothing/here/")).await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.json()["error"], "not_found");
 }

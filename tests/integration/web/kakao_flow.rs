@@ -45,6 +45,17 @@ async fn a_new_person_signs_in_and_lands_on_their_profile() {
     assert!(user.last_login.is_some());
     let linked = social_uid(&app, user.id);
     assert_eq!(linked, Some(kakao_id), "Kakao id stored as 64-bit");
+    // Signing up is a door into the change service: one audit row, the person's own.
+    let rows = app.audit_rows();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (
+            rows[0].action.as_str(),
+            rows[0].actor_id,
+            rows[0].via.as_str()
+        ),
+        ("create", Some(user.id), "kakao_login")
+    );
 
     let profile = browser.get(&app.url("/profile/")).await;
     assert_eq!(profile.status, 200);
@@ -66,6 +77,11 @@ async fn a_returning_person_gets_the_same_account() {
     assert_eq!(users[0].id, first[0].id);
     assert_eq!(users[0].date_joined, first[0].date_joined);
     assert!(users[0].last_login >= first[0].last_login);
+    assert_eq!(
+        app.audit_rows().len(),
+        1,
+        "coming back changes nothing anyone set"
+    );
 }
 
 #[actix_web::test]
@@ -134,10 +150,21 @@ async fn a_preprovisioned_superuser_is_claimed_by_the_same_verified_kakao_email(
 
     let kakao_id = app.kakao_user("카카오닉", "boss@example.com");
     let browser = app.browser();
+    let mark = app.audit_mark();
     let done = app.login_agreeing(&browser, kakao_id, None).await;
     assert_eq!(done.status, 303, "{}", done.body);
     let after = app.users();
     assert_eq!(after.len(), 1, "claimed, not duplicated");
+    let rows = app.audit_since(mark);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (
+            rows[0].action.as_str(),
+            rows[0].actor_id,
+            rows[0].via.as_str()
+        ),
+        ("link", Some(before[0].id), "kakao_login")
+    );
     assert_eq!(after[0].id, before[0].id);
     assert!(
         after[0].is_superuser && after[0].is_staff,

@@ -12,7 +12,7 @@ use crate::auth::AppSession;
 use crate::db;
 use crate::state::AppState;
 use crate::users::changes::{self, ChangeError};
-use crate::users::manager::{CreateUser, FieldErrors, UserManager};
+use crate::users::manager::{CreateUser, EMAIL_TAKEN, FieldErrors, UserManager};
 use crate::users::model::{Provider, User};
 use crate::users::permissions::{self, Role};
 use crate::web::extract::{Csrf, Form, StaffUser};
@@ -120,9 +120,7 @@ pub async fn create_user(
             match created {
                 Ok(user) => return Ok(see_other(&format!("/admin/users/{}/?saved=1", user.id))),
                 Err(ChangeError::Invalid(errors)) => errors,
-                Err(ChangeError::DuplicateEmail) => {
-                    FieldErrors::single("email", "이미 다른 회원이 쓰는 이메일입니다.")
-                }
+                Err(ChangeError::DuplicateEmail) => FieldErrors::single("email", EMAIL_TAKEN),
                 Err(e) => return Err(e.into()),
             }
         }

@@ -14,7 +14,7 @@ use crate::db;
 use crate::state::AppState;
 use crate::users::changes::{self, ChangeError, UserPatch};
 use crate::users::lookup::{self, UserDetail};
-use crate::users::manager::{FieldErrors, UserManager};
+use crate::users::manager::{EMAIL_TAKEN, FieldErrors, UserManager};
 use crate::users::model::{SocialAccount, User};
 use crate::users::permissions::{self, Role, UserField};
 use crate::web::extract::{Csrf, Form, StaffUser};
@@ -149,7 +149,7 @@ pub async fn show_user(
     render(StatusCode::OK, &page)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 pub struct EditForm {
     name: Option<String>,
     age: Option<String>,
@@ -157,6 +157,25 @@ pub struct EditForm {
     is_active: Option<String>,
     is_staff: Option<String>,
     is_superuser: Option<String>,
+}
+
+impl EditForm {
+    /// The change this form asks for. An unticked checkbox is not sent, so a flag the actor
+    /// may change (`allowed`) is false when absent; a flag they may not is passed on only when
+    /// sent, for the service to refuse.
+    fn patch(&self, age: Option<Option<i32>>, allowed: &[UserField]) -> UserPatch {
+        let flag = |field: UserField, sent: &Option<String>| {
+            (allowed.contains(&field) || sent.is_some()).then_some(sent.is_some())
+        };
+        UserPatch {
+            name: self.name.clone().map(Some),
+            age,
+            email: self.email.clone(),
+            is_active: flag(UserField::IsActive, &self.is_active),
+            is_staff: flag(UserField::IsStaff, &self.is_staff),
+            is_superuser: flag(UserField::IsSuperuser, &self.is_superuser),
+        }
+    }
 }
 
 /// `POST /admin/users/{id}/`: save the edit form through the change service; field errors
@@ -168,30 +187,30 @@ pub async fn update_user(
     path: web::Path<i64>,
     Csrf(Form(form)): Csrf<Form<EditForm>>,
 ) -> Result<HttpResponse, AppError> {
-    let session = AppSession(session);
     let id = path.into_inner();
-    let detail = load_detail(&state, &actor, id).await?;
-    let allowed = permissions::editable_fields(&actor, &detail.user);
-    let mut patch = UserPatch {
-        name: form.name.clone().map(Some),
-        email: form.email.clone(),
-        ..UserPatch::default()
-    };
-    // An unticked checkbox is not sent, so a flag the actor may edit is false when absent. A
-    // flag they may not edit is passed on only when sent, for the service to refuse.
-    for (field, sent, slot) in [
-        (UserField::IsActive, &form.is_active, &mut patch.is_active),
-        (UserField::IsStaff, &form.is_staff, &mut patch.is_staff),
-        (
-            UserField::IsSuperuser,
-            &form.is_superuser,
-            &mut patch.is_superuser,
-        ),
-    ] {
-        if allowed.contains(&field) || sent.is_some() {
-            *slot = Some(sent.is_some());
+    let errors = match form.age.as_deref().map(UserManager::parse_age).transpose() {
+        Err(problem) => {
+            let mut errors = changes::field_problems(&form.patch(None, &[]));
+            errors.add("age", problem);
+            errors
         }
-    }
+        Ok(age) => {
+            let who = admin_actor(&actor);
+            let sent = form.clone();
+            let result = db::run(&state.pool, move |conn| {
+                changes::update_user_with(conn, &who, id, |_, allowed| sent.patch(age, allowed))
+            })
+            .await;
+            match result {
+                Ok(_) => return Ok(see_other(&format!("/admin/users/{id}/?saved=1"))),
+                Err(ChangeError::Invalid(errors)) => errors,
+                Err(ChangeError::DuplicateEmail) => FieldErrors::single("email", EMAIL_TAKEN),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    // Show the form again, as it was filled in.
+    let detail = load_detail(&state, &actor, id).await?;
     let entered = EditValues {
         name: form.name.clone().unwrap_or_default(),
         age: form.age.clone().unwrap_or_default(),
@@ -202,33 +221,8 @@ pub async fn update_user(
         is_active: form.is_active.is_some(),
         is_staff: form.is_staff.is_some(),
         is_superuser: form.is_superuser.is_some(),
-        errors: FieldErrors::default(),
+        errors,
     };
-    let age = form.age.as_deref().map(UserManager::parse_age).transpose();
-    let errors = match age {
-        Err(problem) => {
-            let mut errors = changes::field_problems(&patch);
-            errors.add("age", problem);
-            errors
-        }
-        Ok(age) => {
-            patch.age = age;
-            let who = admin_actor(&actor);
-            let result = db::run(&state.pool, move |conn| {
-                changes::update_user(conn, &who, id, &patch)
-            })
-            .await;
-            match result {
-                Ok(_) => return Ok(see_other(&format!("/admin/users/{id}/?saved=1"))),
-                Err(ChangeError::Invalid(errors)) => errors,
-                Err(ChangeError::DuplicateEmail) => {
-                    FieldErrors::single("email", "이미 다른 회원이 쓰는 이메일입니다.")
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    };
-    let form = EditValues { errors, ..entered };
-    let page = user_page(&state, &actor, &session, detail, Some(form));
+    let page = user_page(&state, &actor, &AppSession(session), detail, Some(entered));
     render(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }

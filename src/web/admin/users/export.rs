@@ -102,7 +102,9 @@ pub async fn export_users(
                 Step::After(c) => c,
             };
             // A page per trip: the connection goes back to the pool between pages.
-            let page = request.load(&pool, Some(query::MAX_LIMIT), cursor).await;
+            let page = request
+                .load(&pool, Some(query::MAX_LIMIT), cursor.as_ref())
+                .await;
             match page {
                 Ok(page) => {
                     let chunk = csv_text(page.users.iter().map(user_row)).map_err(csv_failed);

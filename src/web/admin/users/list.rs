@@ -95,6 +95,9 @@ pub struct Notices {
 }
 
 impl Notices {
+    /// The parameters these come in (the list parser lets them through).
+    const KEYS: &'static [&'static str] = &["deleted", "unlink", "bulk_ok", "bulk_failed"];
+
     fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if let Some(id) = self.deleted {
@@ -164,8 +167,10 @@ pub async fn list_users(
     session: Session,
     notices: web::Query<Notices>,
 ) -> Result<HttpResponse, AppError> {
-    let request = ListRequest::parse(req.query_string(), ListFace::Admin)?;
-    let page = request.load(&state.pool, Some(PAGE_SIZE), None).await?;
+    let request = ListRequest::parse_with(req.query_string(), ListFace::Admin, Notices::KEYS)?;
+    let page = request
+        .load(&state.pool, Some(PAGE_SIZE), request.cursor.as_ref())
+        .await?;
     let page_href = |c: &Cursor| {
         format!(
             "/admin/users/?{}",

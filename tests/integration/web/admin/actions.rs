@@ -195,6 +195,7 @@ async fn superusers_delete_after_confirmation_and_the_kakao_link_is_cut() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("leaving@example.com"));
     let token = page.input_value("csrf_token").expect("token");
+    let mark = app.audit_mark();
     let res = root.post_form(&confirm, &[("csrf_token", &token)]).await;
     assert_eq!(res.status, 303, "{}", res.body);
     assert_eq!(
@@ -203,7 +204,9 @@ async fn superusers_delete_after_confirmation_and_the_kakao_link_is_cut() {
     );
     assert_eq!(app.user(leaving.id), None);
     assert_eq!(app.kakao.standin.unlinked(), vec![kakao_id]);
-    let row = app.audit_rows().pop().expect("audit row");
+    let rows = app.audit_since(mark);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
     assert_eq!(row.action, "delete");
     assert_eq!(row.actor_id, Some(root_user.id));
     assert_eq!(row.target_id, Some(leaving.id));

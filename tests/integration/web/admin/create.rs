@@ -11,6 +11,7 @@ async fn staff_create_members_and_only_superusers_create_staff() {
     assert_eq!(form_page.status, 200);
     assert!(!form_page.body.contains("value=\"superuser\""));
     let token = form_page.input_value("csrf_token").expect("token");
+    let mark = app.audit_mark();
     let res = staff
         .post_form(
             &app.url("/admin/users/new/"),
@@ -35,10 +36,17 @@ async fn staff_create_members_and_only_superusers_create_staff() {
         res.location(),
         format!("/admin/users/{}/?saved=1", created.id)
     );
-    let row = app.audit_rows().pop().expect("audit row");
+    let rows = app.audit_since(mark);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
     assert_eq!(
-        (row.action.as_str(), row.actor_id, row.target_id),
-        ("create", Some(staff_user.id), Some(created.id))
+        (
+            row.action.as_str(),
+            row.actor_id,
+            row.target_id,
+            row.via.as_str()
+        ),
+        ("create", Some(staff_user.id), Some(created.id), "admin")
     );
 
     let res = staff

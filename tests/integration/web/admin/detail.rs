@@ -5,11 +5,12 @@ use crate::support::{Role, TestApp};
 #[actix_web::test]
 async fn staff_edit_members_but_only_superusers_change_flags_or_touch_superusers() {
     let app = TestApp::spawn().await;
-    let (staff, staff_user) = app.signed_in_as(Role::Staff, "staff@example.com").await;
+    let (staff, _) = app.signed_in_as(Role::Staff, "staff@example.com").await;
     let (root, _) = app.signed_in_as(Role::Superuser, "root@example.com").await;
     let target = app.create_user("member@example.com", "회원");
     let token = app.csrf(&staff, "/admin/users/").await;
     let edit_url = app.url(&format!("/admin/users/{}/", target.id));
+    let mark = app.audit_mark();
     let form = staff.get(&edit_url).await;
     assert!(form.body.contains("name=\"email\""));
     assert!(
@@ -33,8 +34,10 @@ async fn staff_edit_members_but_only_superusers_change_flags_or_touch_superusers
     assert_eq!(changed.name.as_deref(), Some("새 이름"));
     assert_eq!(changed.age, Some(31));
     assert_eq!(changed.email, "new@example.com");
-    let row = app.audit_rows().pop().expect("audit row");
-    assert_eq!(row.action, "update");
+    let rows = app.audit_since(mark);
+    assert_eq!(rows.len(), 1, "one edit, one row: {rows:?}");
+    let row = &rows[0];
+    assert_eq!((row.action.as_str(), row.via.as_str()), ("update", "admin"));
     let fields: Vec<(String, String, String)> = row
         .field_changes()
         .into_iter()
@@ -88,7 +91,7 @@ async fn staff_edit_members_but_only_superusers_change_flags_or_touch_superusers
         )
         .await;
     assert_eq!(res.status, 403, "{}", res.body);
-    let root_user = app.user(staff_user.id + 1).expect("root");
+    let root_user = app.user_by_email("root@example.com").expect("root");
     assert!(root_user.is_superuser);
     let res = staff
         .post_form(
@@ -109,6 +112,7 @@ async fn staff_edit_members_but_only_superusers_change_flags_or_touch_superusers
 
     // A superuser promotes the member to staff.
     let root_token = app.csrf(&root, "/admin/users/").await;
+    let mark = app.audit_mark();
     let res = root
         .post_form(
             &edit_url,
@@ -122,9 +126,10 @@ async fn staff_edit_members_but_only_superusers_change_flags_or_touch_superusers
     assert_eq!(res.status, 303, "{}", res.body);
     let promoted = app.user(target.id).expect("user");
     assert!(promoted.is_staff && !promoted.is_superuser);
-    let row = app.audit_rows().pop().expect("audit row");
-    assert_eq!(row.field_changes().len(), 1);
-    assert_eq!(row.field_changes()[0].field, "is_staff");
+    let rows = app.audit_since(mark);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].field_changes().len(), 1);
+    assert_eq!(rows[0].field_changes()[0].field, "is_staff");
 }
 
 #[actix_web::test]

@@ -67,8 +67,13 @@ async fn staff_sign_in_with_a_break_glass_password_and_guessing_is_limited() {
     );
     let row = app.audit_rows().pop().expect("audit row");
     assert_eq!(
-        (row.action.as_str(), row.actor_id, row.target_id),
-        ("set_password", None, Some(staff_user.id))
+        (
+            row.action.as_str(),
+            row.actor_id,
+            row.target_id,
+            row.via.as_str()
+        ),
+        ("set_password", None, Some(staff_user.id), "cli")
     );
 
     let browser = app.browser();

@@ -214,6 +214,70 @@ async fn mobile_apps_sign_in_with_a_kakao_access_token() {
     );
 }
 
+/// The mobile sign-in answers with the same codes as the pages: an unverified or invalid
+/// email each has its own, a deactivated account is 403 `account_inactive`, and a cross-site
+/// request is refused.
+#[actix_web::test]
+async fn mobile_sign_in_refusals_say_why() {
+    use kakao_login::standin::TestUser;
+    let app = TestApp::spawn().await;
+    let sign_in = |token: String, origin: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let mut headers = vec![("content-type", "application/json")];
+            if let Some(o) = origin {
+                headers.push(("origin", o));
+            }
+            Browser::new()
+                .request(
+                    "POST",
+                    &app.url("/api/auth/kakao/"),
+                    Some(&json!({"access_token": token}).to_string()),
+                    &headers,
+                )
+                .await
+        }
+    };
+    for (verified, valid, code) in [
+        (false, true, "email_unverified"),
+        (true, false, "email_invalid"),
+    ] {
+        let kakao_id = app.kakao.standin.add_user(TestUser {
+            nickname: Some("x".into()),
+            email: Some(format!("{code}@example.com")),
+            email_verified: verified,
+            email_valid: valid,
+        });
+        let r = sign_in(app.kakao.standin.issue_access_token(kakao_id), None).await;
+        assert_eq!(
+            (r.status, r.json()["error"].as_str()),
+            (403, Some(code)),
+            "{}",
+            r.body
+        );
+    }
+    let kakao_id = app.kakao_user("정지", "off@example.com");
+    let token = app.kakao.standin.issue_access_token(kakao_id);
+    assert_eq!(sign_in(token.clone(), None).await.status, 200);
+    let user = app.user_by_email("off@example.com").expect("user");
+    app.change(user.id, crate::support::UserPatch::active(false));
+    let r = sign_in(token.clone(), None).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (403, Some("account_inactive"))
+    );
+    let r = bearer(&app, &token, "/api/users/me/").await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (403, Some("account_inactive"))
+    );
+    let forged = sign_in(token, Some("https://evil.example")).await;
+    assert_eq!(
+        (forged.status, forged.json()["error"].as_str()),
+        (403, Some("csrf_invalid"))
+    );
+}
+
 /// Junk bearer tokens cost Kakao calls only up to the per-client limit, and a refused token is
 /// remembered for a while instead of being sent to Kakao again.
 #[actix_web::test]

@@ -7,15 +7,27 @@ mod users;
 use crate::support::{Browser, Resp, Role, TestApp};
 
 /// A signed-in API client: a cookie session plus its CSRF token.
-struct Client {
-    browser: Browser,
-    csrf: String,
-    id: i64,
-    kakao_id: i64,
+pub struct Client {
+    pub browser: Browser,
+    pub csrf: String,
+    pub id: i64,
+    pub kakao_id: i64,
 }
 
 impl Client {
-    async fn call(
+    /// `call` with a body.
+    pub async fn send(
+        &self,
+        app: &TestApp,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Resp {
+        self.call(app, method, path, Some(body)).await
+    }
+
+    /// A JSON call with this session and its CSRF token.
+    pub async fn call(
         &self,
         app: &TestApp,
         method: &str,
@@ -37,7 +49,8 @@ impl Client {
     }
 }
 
-async fn client(app: &TestApp, role: Role, email: &str) -> Client {
+/// A person of `role`, signed in, as an API client.
+pub async fn client(app: &TestApp, role: Role, email: &str) -> Client {
     let (browser, user) = app.signed_in_as(role, email).await;
     let me = browser.get(&app.url("/api/users/me/")).await;
     assert_eq!(me.status, 200, "{}", me.body);
