@@ -252,6 +252,7 @@ fn build_server(
             })
             .service(actix_files::Files::new("/static", static_dir()).prefer_utf8(true))
             .default_service(web::to(pages::not_found))
+            .wrap(from_fn(pages::refuse_control_characters))
             .wrap(session)
             .wrap(from_fn(pages::render_errors))
             .wrap(from_fn(pages::security_headers))

@@ -272,17 +272,35 @@ impl Settings {
             if self.kakao_client_id.is_none() {
                 problems.push("production needs KAKAO_CLIENT_ID (the REST API key)".to_owned());
             }
+            if self.kakao_app_id.is_none() {
+                problems.push(
+                    "production needs KAKAO_APP_ID (the numeric app ID, Kakao Developers > App > \
+                     General): without it, an access token issued to any other Kakao app would \
+                     be accepted by the API and the mobile sign-in"
+                        .to_owned(),
+                );
+            }
             if !self.redirect_uri().starts_with("https://") {
                 problems.push(format!(
                     "production needs an https Kakao redirect URI, not {:?} (set PUBLIC_URL or KAKAO_REDIRECT_URI)",
                     self.redirect_uri()
                 ));
             }
-        } else if self.uses_standin() && !self.bind_is_loopback() {
-            problems.push(format!(
-                "the built-in Kakao stand-in (no KAKAO_CLIENT_ID) only runs on a loopback address; BIND is {:?}",
-                self.bind
-            ));
+        } else if self.uses_standin() {
+            // The stand-in signs anyone in as any email they type: it must be reachable from
+            // this machine only, neither bound elsewhere nor published behind a proxy.
+            if !self.bind_is_loopback() {
+                problems.push(format!(
+                    "the built-in Kakao stand-in (no KAKAO_CLIENT_ID) only runs on a loopback address; BIND is {:?}",
+                    self.bind
+                ));
+            }
+            if !self.public_url_is_loopback() {
+                problems.push(format!(
+                    "the built-in Kakao stand-in (no KAKAO_CLIENT_ID) only runs when PUBLIC_URL is a loopback http address (http://127.0.0.1:..., http://localhost:...); PUBLIC_URL is {:?}",
+                    self.public_url
+                ));
+            }
         }
         if problems.is_empty() {
             Ok(())
@@ -294,6 +312,20 @@ impl Settings {
     /// True when no Kakao app is configured, so the built-in stand-in plays Kakao.
     pub fn uses_standin(&self) -> bool {
         self.kakao_client_id.is_none() && self.app_env == AppEnv::Development
+    }
+
+    /// Whether `PUBLIC_URL` is plain http on this machine (127.0.0.0/8, ::1 or localhost).
+    pub fn public_url_is_loopback(&self) -> bool {
+        let Ok(url) = url::Url::parse(&self.public_url) else {
+            return false;
+        };
+        url.scheme() == "http"
+            && match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+                None => false,
+            }
     }
 
     pub fn bind_is_loopback(&self) -> bool {
@@ -417,6 +449,7 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("KAKAO_CLIENT_ID"), "{err}");
+        assert!(err.contains("KAKAO_APP_ID"), "{err}");
         assert!(err.contains("https"), "{err}");
     }
 
@@ -425,6 +458,28 @@ mod tests {
         let s = Settings::development_with(&[("bind", "0.0.0.0:8080")]).expect("loads");
         let err = s.validate().expect_err("must refuse").to_string();
         assert!(err.contains("stand-in"), "{err}");
+    }
+
+    /// Bound on loopback but published behind a proxy: anyone could sign in as anyone.
+    #[test]
+    fn standin_refuses_a_public_url_that_is_not_loopback() {
+        for public in [
+            "https://staging.example.test",
+            "http://10.0.0.5:8080",
+            "https://127.0.0.1:8080",
+        ] {
+            let s = Settings::development_with(&[("public_url", public)]).expect("loads");
+            let err = s.validate().expect_err(public).to_string();
+            assert!(err.contains("PUBLIC_URL is"), "{public}: {err}");
+        }
+        for fine in [
+            "http://127.0.0.1:8080",
+            "http://localhost:3000",
+            "http://[::1]:8080",
+        ] {
+            let s = Settings::development_with(&[("public_url", fine)]).expect("loads");
+            s.validate().unwrap_or_else(|e| panic!("{fine}: {e}"));
+        }
     }
 
     #[test]

@@ -77,7 +77,20 @@ pub struct CreateUser {
     pub is_superuser: Option<bool>,
 }
 
-/// The manager. Stateless: its functions take the connection to work on.
+/// Characters that change how text is shown without showing themselves: bidirectional
+/// controls (which can reverse `moc.elpmaxe@` into something else on screen) and zero-width
+/// ones (which make two different names look the same).
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{FEFF}')
+}
+
+/// The manager. Stateless: builds validated users for the change service.
 pub struct UserManager;
 
 impl UserManager {
@@ -87,13 +100,20 @@ impl UserManager {
         raw.trim().to_lowercase()
     }
 
-    /// Check an already-normalized email; messages are for people.
+    /// Check an already-normalized email; messages are for people. Only ASCII addresses are
+    /// accepted (an internationalized domain as its `xn--` form): that refuses look-alikes such
+    /// as a fullwidth `＠`, a Cyrillic `е` in the domain, and invisible characters.
     pub fn email_problem(email: &str) -> Option<&'static str> {
         if email.is_empty() {
             return Some("이메일은 필수입니다.");
         }
         if email.chars().count() > EMAIL_MAX {
             return Some("이메일은 254자 이하여야 합니다.");
+        }
+        if !email.is_ascii() {
+            return Some(
+                "이메일은 영문(ASCII) 주소여야 합니다. 국제화 도메인은 xn--로 시작하는 형태로 입력하세요.",
+            );
         }
         let Some((local, domain)) = email.rsplit_once('@') else {
             return Some("올바른 이메일 주소가 아닙니다.");
@@ -122,11 +142,13 @@ impl UserManager {
         }
     }
 
-    /// Normalize a name: trimmed, empty means none.
+    /// Normalize a name: NFC (so that "한" typed as one character and as its jamo are the
+    /// same name), trimmed, empty means none.
     pub fn normalize_name(raw: Option<&str>) -> Option<String> {
-        raw.map(str::trim)
+        use unicode_normalization::UnicodeNormalization;
+        raw.map(|s| s.nfc().collect::<String>())
+            .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
-            .map(str::to_owned)
     }
 
     pub fn name_problem(name: &str) -> Option<&'static str> {
@@ -134,6 +156,8 @@ impl UserManager {
             Some("이름은 50자 이하여야 합니다.")
         } else if name.chars().any(char::is_control) {
             Some("이름에 제어 문자를 쓸 수 없습니다.")
+        } else if name.chars().any(is_invisible_format) {
+            Some("이름에 보이지 않는 서식 문자(방향 제어, 폭 없는 문자)를 쓸 수 없습니다.")
         } else {
             None
         }
@@ -278,6 +302,10 @@ mod tests {
             "a@-b.co",
             "a\u{0}@b.co",
             "a@b.co\n",
+            "a\u{FF20}b.co",
+            "a@ex\u{0430}mple.com",
+            "a\u{202E}@b.co",
+            "a\u{200B}b@c.co",
             &long,
         ] {
             assert!(UserManager::email_problem(bad).is_some(), "{bad:?}");
@@ -294,6 +322,20 @@ mod tests {
         assert!(UserManager::name_problem(&"가".repeat(50)).is_none());
         assert!(UserManager::name_problem(&"가".repeat(51)).is_some());
         assert!(UserManager::name_problem("a\u{7}b").is_some());
+        assert!(
+            UserManager::name_problem("길동\u{202E}").is_some(),
+            "bidi control"
+        );
+        assert!(
+            UserManager::name_problem("길\u{200B}동").is_some(),
+            "zero width"
+        );
+        assert!(UserManager::name_problem("홍길동 🙂").is_none());
+        // The jamo of 한 composed into one character.
+        assert_eq!(
+            UserManager::normalize_name(Some("\u{1112}\u{1161}\u{11AB}")),
+            Some("한".to_owned())
+        );
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl Cursor {
         }
         let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| BadCursor)?;
         let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| BadCursor)?;
-        if cursor.ordering != ordering.as_param() {
+        if cursor.ordering != ordering.as_param() || cursor.value.chars().any(char::is_control) {
             return Err(BadCursor);
         }
         // The value must parse for its key, so it can be bound with the right type.
@@ -506,8 +506,15 @@ mod tests {
         assert!(Cursor::decode("not-a-cursor", ordering).is_err());
         let bad_value = Cursor {
             value: "yesterday".into(),
-            ..c
+            ..c.clone()
         };
         assert!(Cursor::decode(&bad_value.encode(), ordering).is_err());
+        let by_email = Ordering::parse("email").expect("ordering");
+        let nul = Cursor {
+            ordering: by_email.as_param(),
+            value: "a\u{0}b".into(),
+            ..c
+        };
+        assert!(Cursor::decode(&nul.encode(), by_email).is_err());
     }
 }

@@ -149,12 +149,12 @@ fn returning(
     Ok((user, SignInKind::Returning))
 }
 
-/// A Kakao nickname made into a valid name: control characters dropped, cut to the limit.
-/// A nickname is never a reason to refuse a sign-in.
+/// A Kakao nickname made into a valid name: control and invisible format characters dropped,
+/// normalized, cut to the limit. A nickname is never a reason to refuse a sign-in.
 fn name_from_nickname(nickname: &str) -> Option<String> {
-    let cleaned: String = nickname
+    let cleaned: String = UserManager::normalize_name(Some(nickname))?
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !super::manager::is_invisible_format(*c))
         .take(super::manager::NAME_MAX)
         .collect();
     UserManager::normalize_name(Some(&cleaned))
@@ -168,6 +168,10 @@ mod tests {
     fn nicknames_become_valid_names() {
         assert_eq!(name_from_nickname("홍길동"), Some("홍길동".to_owned()));
         assert_eq!(name_from_nickname("a\u{0}b"), Some("ab".to_owned()));
+        assert_eq!(
+            name_from_nickname("길\u{200B}동\u{202E}"),
+            Some("길동".to_owned())
+        );
         assert_eq!(name_from_nickname("   "), None);
         assert_eq!(
             name_from_nickname(&"가".repeat(80)).map(|s| s.chars().count()),

@@ -33,6 +33,21 @@ use crate::users::permissions::Permission;
 /// Largest request body accepted (forms and JSON).
 pub const BODY_LIMIT: usize = 16 * 1024;
 
+/// Whether text holds a control character (NUL, newline, DEL, C1...). None of our inputs
+/// needs one, PostgreSQL refuses NUL in text and SQLite's search index chokes on it, so such
+/// input is refused at the door (400) before any query sees it.
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+/// A 400 for the field or parameter `name` holding a control character.
+pub fn control_refused(name: &str) -> AppError {
+    AppError::BadRequest {
+        code: "control_character",
+        detail: format!("{name:?} holds a control character"),
+    }
+}
+
 /// Whether a request is the JSON API's (its errors get the JSON face, and it accepts bearer
 /// tokens); everything else is a page.
 pub fn is_api(req: &HttpRequest) -> bool {
@@ -336,6 +351,11 @@ impl<T: DeserializeOwned + 'static> CsrfBody for Form<T> {
     fn parse(req: &HttpRequest, body: &[u8]) -> Result<Self, AppError> {
         // A form without fields may come without a content type.
         let body = if is_form(req) { body } else { &[] };
+        if let Some((key, _)) =
+            url::form_urlencoded::parse(body).find(|(k, v)| has_control(k) || has_control(v))
+        {
+            return Err(control_refused(&key));
+        }
         serde_html_form::from_bytes::<T>(body)
             .map(Form)
             .map_err(|e| AppError::bad_request(format!("form: {e}")))
@@ -407,9 +427,11 @@ pub fn parse_json<T: DeserializeOwned + BodyFields>(body: &[u8]) -> Result<T, Ap
         )));
     };
     let mut unknown = FieldErrors::default();
-    for key in object.keys() {
+    for (key, field) in object {
         if !T::FIELDS.contains(&key.as_str()) {
             unknown.add(key, "알 수 없는 필드입니다.");
+        } else if field.as_str().is_some_and(has_control) {
+            unknown.add(key, "제어 문자를 쓸 수 없습니다.");
         }
     }
     unknown.into_result()?;

@@ -189,6 +189,25 @@ pub async fn render_errors(
     })
 }
 
+/// Refuse a query string holding a control character (a `%00` in a search, a cursor, a
+/// filter) with a 400 before any handler or query sees it. Innermost, so that the answer gets
+/// its face from `render_errors`.
+pub async fn refuse_control_characters(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let bad = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, v)| extract::has_control(k) || extract::has_control(v))
+        .map(|(k, _)| k.into_owned());
+    if let Some(key) = bad {
+        log::warn!("event=input.refused reason=control_character param={key:?}");
+        return Ok(req
+            .error_response(extract::control_refused(&key))
+            .map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
                    base-uri 'none'";

@@ -108,13 +108,19 @@ async fn open_redirect_attempts_through_next_land_on_the_profile() {
         "https:evil.example",
         "javascript:alert(1)",
         "http://app@evil.example",
-        "/\r\nLocation: https://evil.example",
     ] {
         let browser = app.browser();
         let done = app.login_agreeing(&browser, kakao_id, Some(bad)).await;
         assert_eq!(done.status, 303, "{bad:?}");
         assert_eq!(done.location(), "/profile/", "{bad:?} must not be followed");
     }
+    // Header injection does not even reach the login: control characters are refused.
+    let injected = app
+        .browser()
+        .get(&app.url("/kakao/login/?next=%2F%0D%0ALocation%3A%20https%3A%2F%2Fevil.example"))
+        .await;
+    assert_eq!(injected.status, 400);
+    assert_eq!(injected.error_code().as_deref(), Some("control_character"));
     // The callback never reads `next` from its own query.
     let browser = app.browser();
     let back = app.consented_callback(&browser, kakao_id).await;

@@ -4,6 +4,7 @@
 mod admin;
 mod api;
 mod doors;
+mod inputs;
 mod kakao_failures;
 mod kakao_flow;
 mod pages;

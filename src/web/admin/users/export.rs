@@ -27,9 +27,13 @@ const HEADER: [&str; 10] = [
 ];
 
 /// A cell a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
-/// carriage return) is prefixed with `'`.
+/// carriage return, or their fullwidth forms, which some spreadsheets read the same way) is
+/// prefixed with `'`.
 fn defused(value: &str) -> String {
-    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    const FORMULA_STARTS: [char; 10] = [
+        '=', '+', '-', '@', '\t', '\r', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}',
+    ];
+    if value.starts_with(FORMULA_STARTS) {
         format!("'{value}")
     } else {
         value.to_owned()
@@ -152,5 +156,6 @@ mod tests {
         assert_eq!(line(&["=SUM(A1)"]), "'=SUM(A1)\r\n");
         assert_eq!(line(&["@cmd"]), "'@cmd\r\n");
         assert_eq!(line(&["-1+1,2"]), "\"'-1+1,2\"\r\n");
+        assert_eq!(line(&["\u{FF1D}1+1"]), "'\u{FF1D}1+1\r\n");
     }
 }
