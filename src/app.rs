@@ -93,6 +93,7 @@ impl Application {
         // Each worker builds its own client (awc's is not Send); one built now proves the
         // configuration, so that no worker can fail to.
         KakaoClient::new(kakao.clone()).context("the Kakao settings are unusable")?;
+        let trusted_proxies = settings.trusted_proxy_nets().unwrap_or_default();
         let state = web::Data::new(AppState {
             kakao,
             pool,
@@ -101,6 +102,7 @@ impl Application {
             settings,
             limits: Limits::new(redis.as_ref()),
             sessions: session_backend.clone(),
+            trusted_proxies,
         });
         let server = build_server(
             state.clone(),
@@ -247,7 +249,11 @@ fn build_server(
             .configure(pages::routes)
             .configure(|cfg| {
                 if let Some(standin) = &standin {
-                    cfg.service(web::scope(STANDIN_PREFIX).configure(|c| standin.configure(c)));
+                    cfg.service(
+                        web::scope(STANDIN_PREFIX)
+                            .wrap(from_fn(StandIn::only_from_this_machine))
+                            .configure(|c| standin.configure(c)),
+                    );
                 }
             })
             .service(actix_files::Files::new("/static", static_dir()).prefer_utf8(true))

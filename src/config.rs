@@ -37,6 +37,7 @@ pub const KEYS: &[&str] = &[
     "kakao_connect_timeout_ms",
     "kakao_timeout_ms",
     "login_state_ttl_secs",
+    "trusted_proxies",
 ];
 
 /// Where the service runs: development allows generated keys and the Kakao stand-in.
@@ -108,6 +109,8 @@ pub struct Settings {
     pub kakao_connect_timeout_ms: u64,
     pub kakao_timeout_ms: u64,
     pub login_state_ttl_secs: u64,
+    /// Reverse proxies (CIDRs, comma-separated) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Option<String>,
 }
 
 /// Why the settings could not be loaded or are not usable.
@@ -262,6 +265,14 @@ impl Settings {
         if self.kakao_timeout_ms == 0 || self.kakao_connect_timeout_ms == 0 {
             problems.push("KAKAO_TIMEOUT_MS and KAKAO_CONNECT_TIMEOUT_MS must be above 0".into());
         }
+        if let Err(bad) = self.trusted_proxy_nets() {
+            problems.push(format!(
+                "TRUSTED_PROXIES must be a comma-separated list of addresses or CIDRs like 10.0.0.0/8, not {bad:?}"
+            ));
+        }
+        if self.kakao_app_id.is_some_and(|id| id <= 0) {
+            problems.push("KAKAO_APP_ID must be a positive number".to_owned());
+        }
         if self.login_state_ttl_secs == 0 {
             problems.push("LOGIN_STATE_TTL_SECS must be above 0".to_owned());
         }
@@ -312,6 +323,24 @@ impl Settings {
     /// True when no Kakao app is configured, so the built-in stand-in plays Kakao.
     pub fn uses_standin(&self) -> bool {
         self.kakao_client_id.is_none() && self.app_env == AppEnv::Development
+    }
+
+    /// `TRUSTED_PROXIES` as networks (a bare address is a /32 or /128); the first entry that
+    /// is neither, when one is not.
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        let Some(list) = &self.trusted_proxies else {
+            return Ok(Vec::new());
+        };
+        list.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| entry.to_owned())
+            })
+            .collect()
     }
 
     /// Whether `PUBLIC_URL` is plain http on this machine (127.0.0.0/8, ::1 or localhost).
@@ -458,6 +487,23 @@ mod tests {
         let s = Settings::development_with(&[("bind", "0.0.0.0:8080")]).expect("loads");
         let err = s.validate().expect_err("must refuse").to_string();
         assert!(err.contains("stand-in"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks() {
+        let s = Settings::development_with(&[("trusted_proxies", "10.0.0.0/8, 192.0.2.7,::1")])
+            .expect("loads");
+        let nets = s.trusted_proxy_nets().expect("valid");
+        assert_eq!(nets.len(), 3);
+        assert!(nets[1].contains(&"192.0.2.7".parse::<std::net::IpAddr>().expect("ip")));
+        let bad =
+            Settings::development_with(&[("trusted_proxies", "10.0.0.0/8,nginx")]).expect("loads");
+        assert!(
+            bad.validate()
+                .expect_err("refused")
+                .to_string()
+                .contains("nginx")
+        );
     }
 
     /// Bound on loopback but published behind a proxy: anyone could sign in as anyone.

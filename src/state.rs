@@ -21,4 +21,6 @@ pub struct AppState {
     pub limits: Limits,
     /// Where session state is kept (for readiness checks; the middleware has its own copy).
     pub sessions: SessionBackend,
+    /// The reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }

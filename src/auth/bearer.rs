@@ -88,8 +88,13 @@ impl TokenCache {
             return;
         };
         if entries.len() >= CACHE_MAX {
+            // Full: drop what has expired, then refusals (junk from anyone), and only then
+            // confirmed tokens, so a flood of junk cannot send every real token back to Kakao.
             let now = Instant::now();
             entries.retain(|_, (_, until)| *until > now);
+            if entries.len() >= CACHE_MAX {
+                entries.retain(|_, (verdict, _)| matches!(verdict, Verdict::Valid(_)));
+            }
             if entries.len() >= CACHE_MAX {
                 entries.clear();
             }
@@ -200,6 +205,21 @@ mod tests {
             Some(Err(TokenError::Invalid))
         ));
         assert_eq!(cache.get("d"), None);
+    }
+
+    #[test]
+    fn a_flood_of_refused_tokens_does_not_push_out_confirmed_ones() {
+        let cache = TokenCache::default();
+        cache.put("real".into(), Verdict::Valid(7), Duration::from_secs(60));
+        for i in 0..CACHE_MAX + 10 {
+            cache.put(
+                format!("junk{i}"),
+                Verdict::Invalid,
+                Duration::from_secs(30),
+            );
+        }
+        assert_eq!(cache.get("real"), Some(Verdict::Valid(7)));
+        assert!(cache.entries.lock().map(|e| e.len()).unwrap_or(0) <= CACHE_MAX);
     }
 
     #[test]

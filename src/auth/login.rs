@@ -214,7 +214,7 @@ async fn consume_state(
         .map(|t| t.naive_utc())
         .unwrap_or_else(db::now);
     let fresh = db::run(&state.pool, move |conn| {
-        records::consume_login_state(conn, &value, expires_at).map_err(DbError::from)
+        records::consume_login_state(conn, &value, expires_at)
     })
     .await?;
     if !fresh {
@@ -338,12 +338,17 @@ pub async fn sign_in_with_password(
     let found = if email.len() > PASSWORD_INPUT_MAX || password.len() > PASSWORD_INPUT_MAX {
         None
     } else {
-        let (email, password) = (email.clone(), password.to_owned());
+        let lookup = email.clone();
         db::run(&state.pool, move |conn| {
-            passwords::check_staff_password(conn, &email, &password).map_err(DbError::from)
+            passwords::find_with_hash(conn, &lookup).map_err(DbError::from)
         })
         .await?
     };
+    // argon2 is CPU work: on a blocking thread, without holding a pooled connection.
+    let password = password.to_owned();
+    let found = actix_web::web::block(move || passwords::check(found, &password))
+        .await
+        .map_err(|e| LoginError::Db(DbError::Unavailable(format!("blocking pool: {e}"))))?;
     let Some(user) = found else {
         log::warn!("event=admin.break_glass.failed");
         return Err(LoginError::WrongPassword);

@@ -90,8 +90,10 @@ pub enum Limiter {
 }
 
 /// GCRA over Redis: KEYS[1] the key, ARGV[1] µs per cell, ARGV[2] the burst. Returns 0 when
-/// a cell was taken, else the µs until the next one.
+/// a cell was taken, else the µs until the next one. `replicate_commands` lets Redis 3.2-4.x
+/// accept a write after `TIME` (Redis 5+ always does; 7 keeps the call as a no-op).
 const GCRA_LUA: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local per = tonumber(ARGV[1])
@@ -101,9 +103,14 @@ if tat < now then tat = now end
 local allowed_at = tat - tolerance
 if now < allowed_at then return allowed_at - now end
 local next_tat = tat + per
-redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.ceil((next_tat - now) / 1000))
+local ttl_ms = math.max(1, math.ceil((next_tat - now) / 1000))
+redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', ttl_ms)
 return 0
 ";
+
+/// The script, hashed once; Redis is sent the hash and loads the body when it lacks it.
+static GCRA: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(GCRA_LUA));
 
 impl Limiter {
     /// A limiter for `limit`: in Redis when there is one, in memory otherwise.
@@ -148,15 +155,13 @@ impl Limiter {
                 }
             }
             Limiter::Redis { limit, store } => {
-                let script = redis::Script::new(GCRA_LUA);
-                let per_us = u64::try_from(limit.per.as_micros()).unwrap_or(u64::MAX);
-                let mut invocation = script.prepare_invoke();
-                invocation
-                    .key(format!("kakao-login:limit:{}:{key}", limit.name))
-                    .arg(per_us)
-                    .arg(limit.burst);
+                let per_us = i64::try_from(limit.per.as_micros()).unwrap_or(i64::MAX);
                 let wait_us: i64 = store
-                    .invoke(&invocation)
+                    .invoke(
+                        &GCRA,
+                        vec![format!("kakao-login:limit:{}:{key}", limit.name)],
+                        vec![per_us, i64::from(limit.burst)],
+                    )
                     .await
                     .map_err(|e| Refused::Unavailable(e.to_string()))?;
                 if wait_us <= 0 {

@@ -10,7 +10,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 
 use crate::db::schema::{consumed_login_states, user_sessions, users};
-use crate::db::{self, DbConnection};
+use crate::db::{self, DbConnection, DbError};
 use crate::token::{hash_token, random_token};
 use crate::users::model::User;
 use crate::users::repo::at_most_one;
@@ -24,7 +24,19 @@ pub fn start(
     user: &User,
     lifetime: TimeDelta,
     replacing: Option<&str>,
-) -> QueryResult<String> {
+) -> Result<String, DbError> {
+    // One transaction: the old session ends exactly when the new one starts.
+    db::transaction_with_retry(conn, DbError::is_busy, |conn| {
+        start_in(conn, user, lifetime, replacing)
+    })
+}
+
+fn start_in(
+    conn: &mut DbConnection,
+    user: &User,
+    lifetime: TimeDelta,
+    replacing: Option<&str>,
+) -> Result<String, DbError> {
     let token = random_token();
     let now = db::now();
     if let Some(old) = replacing {
@@ -72,28 +84,30 @@ pub fn end(conn: &mut DbConnection, token: &str) -> QueryResult<usize> {
 }
 
 /// Mark a login `state` as used. `Ok(false)` when it was used before (a replay). Used states
-/// that have expired are cleared on the way.
+/// that have expired are cleared on the way. One transaction, so that it is never half done
+/// (and `db::run` never runs it twice after it committed).
 pub fn consume_login_state(
     conn: &mut DbConnection,
     state: &str,
     expires_at: NaiveDateTime,
-) -> QueryResult<bool> {
-    diesel::delete(
-        consumed_login_states::table.filter(consumed_login_states::expires_at.le(db::now())),
-    )
-    .execute(conn)?;
-    match diesel::insert_into(consumed_login_states::table)
-        .values((
-            consumed_login_states::state_hash.eq(hash_token(state)),
-            consumed_login_states::expires_at.eq(expires_at),
-        ))
-        .execute(conn)
-    {
-        Ok(_) => Ok(true),
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => Ok(false),
+) -> Result<bool, DbError> {
+    let consumed = db::transaction_with_retry(conn, DbError::is_busy, |conn| {
+        diesel::delete(
+            consumed_login_states::table.filter(consumed_login_states::expires_at.le(db::now())),
+        )
+        .execute(conn)?;
+        diesel::insert_into(consumed_login_states::table)
+            .values((
+                consumed_login_states::state_hash.eq(hash_token(state)),
+                consumed_login_states::expires_at.eq(expires_at),
+            ))
+            .execute(conn)?;
+        Ok::<_, DbError>(())
+    });
+    match consumed {
+        Ok(()) => Ok(true),
+        // Used before: the unique key refused the second use (and rolled the transaction back).
+        Err(DbError::Unique(_)) => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -4,13 +4,19 @@
 //!
 //! Lost connections (a PostgreSQL restart, an administrator terminating backends) are replaced
 //! without a restart of ours:
-//! - a connection that failed is pinged before it goes back to the pool, and dropped if dead
-//!   (libpq fails the ping at once, without I/O, on a connection it knows is gone);
+//! - a connection whose work failed with a database fault is pinged, and dropped from the pool
+//!   if dead (libpq fails the ping at once, without I/O, on a connection it knows is gone);
 //! - a PostgreSQL connection that sat idle in the pool for a while is pinged before it is
 //!   handed out (one that died while idle cannot be known otherwise; under load connections
 //!   are never idle that long, so this costs nothing there);
 //! - work that failed because its connection was lost is run once more on a fresh connection,
-//!   unless it may have committed (the COMMIT itself was cut off).
+//!   unless it wrote something already (every write runs in `transaction_with_retry`, which
+//!   notes each commit, and a COMMIT whose answer was lost counts as one).
+//!
+//! A server that stops answering without closing the connection (a frozen host, a partition)
+//! cannot hang a request: libpq connects with a timeout and TCP keepalives, PostgreSQL cancels
+//! statements after `statement_timeout`, and `run` answers 503 when the work takes longer than
+//! `WORK_TIMEOUT` (the blocking thread is left to finish on its own).
 
 pub mod schema;
 
@@ -45,8 +51,8 @@ pub struct TrackedConnection {
     conn: DbConnection,
     /// When it last went back to the pool.
     returned: Instant,
-    /// A query on it failed: ping it before it goes back.
-    suspect: bool,
+    /// Found dead after a failure: the pool drops it on return.
+    dead: bool,
 }
 
 impl std::ops::Deref for TrackedConnection {
@@ -131,6 +137,8 @@ pub fn redact_url(url: &str) -> String {
 #[derive(Debug)]
 pub struct DbManager {
     url: DatabaseUrl,
+    /// How long to wait for a connection (PostgreSQL's connect timeout).
+    timeout: Duration,
 }
 
 /// Opening a connection failed.
@@ -152,7 +160,7 @@ impl ManageConnection for DbManager {
         Ok(TrackedConnection {
             conn: self.open()?,
             returned: Instant::now(),
-            suspect: false,
+            dead: false,
         })
     }
 
@@ -168,12 +176,11 @@ impl ManageConnection for DbManager {
         }
     }
 
-    /// On return: broken by diesel's account (a transaction left in error), or a connection
-    /// whose last query failed and which no longer answers.
+    /// On return: found dead by `run`, or broken by diesel's account (a transaction left in
+    /// error). No I/O here: r2d2 asks this to be fast.
     fn has_broken(&self, conn: &mut TrackedConnection) -> bool {
         conn.returned = Instant::now();
-        let suspect = std::mem::take(&mut conn.suspect);
-        conn.conn.is_broken() || (suspect && !conn.answers())
+        conn.dead || conn.conn.is_broken()
     }
 }
 
@@ -192,11 +199,45 @@ impl DbManager {
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            DatabaseUrl::Postgres(url) => {
-                Ok(DbConnection::Postgresql(PgConnection::establish(url)?))
-            }
+            DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgresql(PgConnection::establish(
+                &with_libpq_bounds(url, self.timeout),
+            )?)),
         }
     }
+}
+
+/// `url` with the libpq settings that keep a vanished server from hanging us, each only when
+/// the URL does not set it already: a connect timeout, TCP keepalives and a user timeout, and
+/// a server-side `statement_timeout`.
+fn with_libpq_bounds(url: &str, timeout: Duration) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let present: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    let secs = timeout.as_secs().max(1);
+    let statement_ms = WORK_TIMEOUT.as_millis().to_string();
+    let bounds = [
+        ("connect_timeout", secs.to_string()),
+        ("keepalives", "1".to_owned()),
+        ("keepalives_idle", "10".to_owned()),
+        ("keepalives_interval", "5".to_owned()),
+        ("keepalives_count", "3".to_owned()),
+        ("tcp_user_timeout", (secs * 1000 + 5000).to_string()),
+        ("options", format!("-c statement_timeout={statement_ms}")),
+    ];
+    // libpq decodes %XX in URI parameters but not "+", so spaces are written as %20.
+    let mut query = parsed.query().unwrap_or("").to_owned();
+    for (key, value) in bounds {
+        if !present.iter().any(|p| p == key) {
+            let value: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str(&format!("{key}={}", value.replace('+', "%20")));
+        }
+    }
+    parsed.set_query(Some(&query));
+    parsed.to_string()
 }
 
 /// Build the pool. For SQLite the database folder is created first.
@@ -215,7 +256,7 @@ pub fn build_pool(url: &str, max_size: u32, timeout: Duration) -> Result<DbPool,
         .connection_timeout(timeout)
         // `is_valid` pings only connections that sat idle (see the module doc).
         .test_on_check_out(true)
-        .build(DbManager { url })?;
+        .build(DbManager { url, timeout })?;
     Ok(pool)
 }
 
@@ -271,9 +312,10 @@ impl From<diesel::result::Error> for DbError {
             Error::DatabaseError(Kind::SerializationFailure, info) => {
                 DbError::Busy(info.message().to_owned())
             }
-            Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, info) => {
-                DbError::Unavailable(info.message().to_owned())
-            }
+            Error::DatabaseError(
+                Kind::ClosedConnection | Kind::UnableToSendCommand | Kind::ReadOnlyTransaction,
+                info,
+            ) => DbError::Unavailable(info.message().to_owned()),
             Error::DatabaseError(_, ref info)
                 if is_busy_message(info.message()) || is_deadlock_message(info.message()) =>
             {
@@ -355,17 +397,27 @@ fn is_deadlock_message(message: &str) -> bool {
     message.contains("deadlock detected")
 }
 
-/// libpq's words for a connection that is gone (the server restarted, or an administrator
-/// terminated the backend); diesel reports some of them without a kind of their own.
+/// The database's words for a fault of its own rather than of the request: a connection that
+/// is gone (the server restarted, an administrator terminated the backend), a statement or
+/// lock cancelled by a timeout, a full disk or memory, a read-only (demoted) server. diesel
+/// reports these without a kind of their own.
 fn is_lost_connection_message(message: &str) -> bool {
-    const LOST: [&str; 5] = [
+    const FAULTS: [&str; 13] = [
         "server closed the connection",
         "no connection to the server",
         "terminating connection",
         "connection to server",
         "could not receive data from server",
+        "canceling statement due to",
+        "could not obtain lock",
+        "No space left on device",
+        "out of memory",
+        "database or disk is full",
+        "disk I/O error",
+        "attempt to write a readonly database",
+        "read-only transaction",
     ];
-    LOST.iter().any(|m| message.contains(m))
+    FAULTS.iter().any(|m| message.contains(m))
 }
 
 /// Whether the database answers a trivial statement (readiness checks, `check`).
@@ -373,12 +425,16 @@ pub fn ping(conn: &mut DbConnection) -> Result<(), DbError> {
     conn.batch_execute("SELECT 1").map_err(DbError::from)
 }
 
+/// Longest one piece of database work may take before the request is answered 503 (and
+/// PostgreSQL's `statement_timeout`).
+pub const WORK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Run blocking database work on actix's blocking thread pool with a pooled connection.
 /// Every handler and service reaches the database through here.
 ///
 /// Work that fails because its connection was lost runs once more on another connection (the
-/// pool replaces dead ones), unless its COMMIT was cut off. Work is therefore written to be
-/// run again: reads, and writes in one transaction (`transaction_with_retry`).
+/// pool replaces dead ones), unless it wrote something first: reads, and writes that never
+/// committed, are safe to run again.
 pub async fn run<F, T, E>(pool: &DbPool, mut f: F) -> Result<T, E>
 where
     F: FnMut(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -386,44 +442,72 @@ where
     E: From<DbError> + DbFailure + Send + 'static,
 {
     let pool = pool.clone();
-    actix_web::web::block(move || {
+    let work = actix_web::web::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
-        COMMIT_CUT_OFF.set(false);
+        WROTE.set(false);
         let first = f(&mut conn);
         let Err(e) = first else { return first };
-        conn.suspect = true;
-        if !e.db_unavailable() || COMMIT_CUT_OFF.get() || conn.answers() {
+        if !e.db_unavailable() {
             return Err(e);
         }
-        // The connection is gone (the pool drops it on return). Its idle siblings were most
-        // likely cut too: ping each one handed out until one answers (a new connection, at
-        // worst), then once more on that.
+        if conn.answers() {
+            return Err(e);
+        }
+        conn.dead = true;
         drop(conn);
+        if WROTE.get() {
+            return Err(e);
+        }
+        // Its idle siblings were most likely cut too: ping each one handed out until one
+        // answers (a new connection, at worst), then run the work once more on that.
         log::warn!("event=db.connection_lost retry=1");
         let mut fresh = pool.get().map_err(DbError::from)?;
         for _ in 0..pool.max_size() {
             if fresh.answers() {
                 break;
             }
-            fresh.suspect = true;
+            fresh.dead = true;
             drop(fresh);
             fresh = pool.get().map_err(DbError::from)?;
         }
         let second = f(&mut fresh);
-        if second.is_err() {
-            fresh.suspect = true;
+        if second.as_ref().is_err_and(|e| e.db_unavailable()) && !fresh.answers() {
+            fresh.dead = true;
         }
         second
-    })
-    .await
-    .map_err(|e| E::from(DbError::Unavailable(format!("blocking pool: {e}"))))?
+    });
+    match actix_web::rt::time::timeout(WORK_TIMEOUT, work).await {
+        Ok(done) => {
+            done.map_err(|e| E::from(DbError::Unavailable(format!("blocking pool: {e}"))))?
+        }
+        Err(_) => Err(E::from(DbError::Unavailable(format!(
+            "the database did not answer within {} s",
+            WORK_TIMEOUT.as_secs()
+        )))),
+    }
+}
+
+/// Whether the database answers within `within` (readiness: a probe should get its 503
+/// sooner than the pool's own timeout).
+pub async fn ready(pool: &DbPool, within: Duration) -> Result<(), DbError> {
+    let pool = pool.clone();
+    let check = actix_web::web::block(move || {
+        let mut conn = pool.get_timeout(within).map_err(DbError::from)?;
+        ping(&mut conn)
+    });
+    match actix_web::rt::time::timeout(within + Duration::from_secs(1), check).await {
+        Ok(done) => done.map_err(|e| DbError::Unavailable(format!("blocking pool: {e}")))?,
+        Err(_) => Err(DbError::Unavailable(
+            "the database did not answer".to_owned(),
+        )),
+    }
 }
 
 thread_local! {
-    /// Set by `transaction_with_retry` when a transaction's COMMIT was sent and its answer
-    /// lost, so that `run` does not run the work again. (`run` and the transaction share the
-    /// blocking thread.)
-    static COMMIT_CUT_OFF: Cell<bool> = const { Cell::new(false) };
+    /// Set by `transaction_with_retry` when a transaction committed (or may have: its COMMIT's
+    /// answer was lost), so that `run` never runs that work again. `run` and the transaction
+    /// share the blocking thread.
+    static WROTE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// How long a SQLite transaction is retried for a concurrent writer: its writers already wait
@@ -460,9 +544,13 @@ where
             done
         });
         match result {
+            Ok(done) => {
+                WROTE.set(true);
+                return Ok(done);
+            }
             Err(e) if work_done && e.db_unavailable() => {
                 // The work succeeded and the COMMIT went out; whether it arrived is unknown.
-                COMMIT_CUT_OFF.set(true);
+                WROTE.set(true);
                 return Err(E::from(DbError::CommitUnknown(
                     "the connection was lost during COMMIT".to_owned(),
                 )));
@@ -493,6 +581,26 @@ pub fn now() -> chrono::NaiveDateTime {
 mod tests {
     use super::*;
 
+    #[test]
+    fn postgres_urls_get_bounds_unless_they_set_them() {
+        let url = with_libpq_bounds(
+            "postgres://u@db.internal:5432/app?sslmode=require&connect_timeout=3",
+            Duration::from_secs(5),
+        );
+        assert!(
+            url.starts_with("postgres://u@db.internal:5432/app?sslmode=require&connect_timeout=3&"),
+            "{url}"
+        );
+        assert_eq!(url.matches("connect_timeout").count(), 1, "{url}");
+        assert!(url.contains("keepalives=1"), "{url}");
+        assert!(url.contains("tcp_user_timeout=10000"), "{url}");
+        // libpq reads "+" literally: the space in the options is %20.
+        assert!(
+            url.contains("options=-c%20statement_timeout%3D10000"),
+            "{url}"
+        );
+    }
+
     /// Connections opened while migrations write a fresh SQLite database (as the pool does
     /// at start-up) wait for the writer instead of failing with "database is locked".
     #[test]
@@ -501,7 +609,10 @@ mod tests {
             let dir = tempfile::tempdir().expect("tempdir");
             let url = DatabaseUrl::parse(&format!("sqlite://{}/t.db", dir.path().display()))
                 .expect("url");
-            let manager = std::sync::Arc::new(DbManager { url });
+            let manager = std::sync::Arc::new(DbManager {
+                url,
+                timeout: Duration::from_secs(5),
+            });
             let mut first = manager.connect().expect("first connection");
             let openers: Vec<_> = (0..3)
                 .map(|_| {

@@ -41,6 +41,40 @@ pub struct StandInConfig {
     pub redirect_uris: Vec<String>,
 }
 
+/// Why `req` did not come straight from this machine, if it did not.
+fn not_from_this_machine(req: &HttpRequest) -> Option<&'static str> {
+    const PROXY_HEADERS: [&str; 5] = [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+    ];
+    if PROXY_HEADERS.iter().any(|h| req.headers().contains_key(*h)) {
+        return Some("a proxy header");
+    }
+    if !req.peer_addr().is_some_and(|peer| peer.ip().is_loopback()) {
+        return Some("the peer is not loopback");
+    }
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let loopback_host = url::Url::parse(&format!("http://{host}/"))
+        .ok()
+        .and_then(|u| match u.host()? {
+            url::Host::Domain(d) => Some(d.eq_ignore_ascii_case("localhost")),
+            url::Host::Ipv4(ip) => Some(ip.is_loopback()),
+            url::Host::Ipv6(ip) => Some(ip.is_loopback()),
+        })
+        .unwrap_or(false);
+    if !loopback_host {
+        return Some("the Host is not loopback");
+    }
+    None
+}
+
 /// Shared handle to one stand-in (cheap to clone); tests and the server hold it.
 #[derive(Clone)]
 pub struct StandIn {
@@ -167,6 +201,33 @@ where
 }
 
 impl StandIn {
+    /// Refuse (403) every request that did not come straight from this machine: a peer or a
+    /// `Host` that is not loopback, or any proxy header (`Forwarded`, `X-Forwarded-*`,
+    /// `X-Real-IP`). The stand-in signs anyone in as anyone; configuration keeps it to a
+    /// loopback `PUBLIC_URL`, and this keeps a reverse proxy on the same host from publishing it.
+    pub async fn only_from_this_machine(
+        req: actix_web::dev::ServiceRequest,
+        next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+    ) -> Result<
+        actix_web::dev::ServiceResponse<
+            actix_web::body::EitherBody<impl actix_web::body::MessageBody>,
+        >,
+        actix_web::Error,
+    > {
+        if let Some(why) = not_from_this_machine(req.request()) {
+            log::warn!("event=standin.refused reason=\"{why}\" path={}", req.path());
+            let res = HttpResponse::Forbidden()
+                .content_type("text/plain; charset=utf-8")
+                .body(format!(
+                    "The Kakao stand-in only answers this machine ({why}). It signs anyone in \
+                     as anyone, so it is never served through a proxy or to the network; set \
+                     KAKAO_CLIENT_ID to use real Kakao.\n"
+                ));
+            return Ok(req.into_response(res).map_into_right_body());
+        }
+        Ok(next.call(req).await?.map_into_left_body())
+    }
+
     /// A fresh stand-in with no accounts, faults or tokens.
     pub fn new(config: StandInConfig) -> Self {
         Self {

@@ -78,16 +78,23 @@ pub struct CreateUser {
 }
 
 /// Characters that change how text is shown without showing themselves: bidirectional
-/// controls (which can reverse `moc.elpmaxe@` into something else on screen) and zero-width
-/// ones (which make two different names look the same).
+/// controls (which can reverse `moc.elpmaxe@` into something else on screen), zero-width and
+/// other invisible format characters (which make two different names look the same), and the
+/// blank fillers (a Hangul filler is the classic "empty" Korean nickname). The variation
+/// selector U+FE0F stays allowed: emoji such as ❤️ need it.
 pub fn is_invisible_format(c: char) -> bool {
     matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}'
+        | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}'
         | '\u{200B}'..='\u{200F}'
         | '\u{202A}'..='\u{202E}'
         | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{2069}'
-        | '\u{FEFF}')
+        | '\u{2066}'..='\u{206F}'
+        | '\u{2800}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0E}'
+        | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E007F}')
 }
 
 /// The manager. Stateless: builds validated users for the change service.

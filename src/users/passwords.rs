@@ -61,20 +61,24 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-/// The active staff member with this email and password, or `None` for every other case
-/// (unknown email, no password set, wrong password, not staff, inactive), all alike and all
-/// costing one argon2 verification.
-pub fn check_staff_password(
+/// The user with this email and their break-glass password hash, when both exist (a read:
+/// the verification is `check`, done without holding a database connection).
+pub fn find_with_hash(
     conn: &mut DbConnection,
     email: &str,
-    password: &str,
-) -> diesel::QueryResult<Option<User>> {
+) -> diesel::QueryResult<Option<(User, String)>> {
     let email = UserManager::normalize_email(email);
-    let found: Option<(User, String)> = match repo::find_user_by_email(conn, &email)? {
+    Ok(match repo::find_user_by_email(conn, &email)? {
         Some(user) => repo::staff_password_hash(conn, user.id)?.map(|hash| (user, hash)),
         None => None,
-    };
-    Ok(match found {
+    })
+}
+
+/// The active staff member whose password this is, or `None` for every other case (unknown
+/// email, no password set, wrong password, not staff, inactive), all alike and all costing one
+/// argon2 verification. CPU work: run it off the async workers.
+pub fn check(found: Option<(User, String)>, password: &str) -> Option<User> {
+    match found {
         Some((user, hash)) => {
             let ok = verify(password, &hash);
             (ok && permissions::may_use_break_glass(&user)).then_some(user)
@@ -83,7 +87,7 @@ pub fn check_staff_password(
             let _ = verify(password, dummy_hash());
             None
         }
-    })
+    }
 }
 
 #[cfg(test)]

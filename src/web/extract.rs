@@ -59,11 +59,47 @@ fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, AppError> {
         .ok_or_else(|| AppError::Internal("AppState missing".into()))
 }
 
-/// The client's address as the rate limits count it: the connection's peer. Headers such as
-/// `X-Forwarded-For` are not trusted (anyone can send them).
+/// The client as the rate limits count it: the connection's peer, or, when the peer is one of
+/// `TRUSTED_PROXIES`, the right-most address in `X-Forwarded-For` that is not a proxy (the
+/// header is otherwise ignored: anyone can send it). IPv6 clients count by their /64, the
+/// smallest network one is given; IPv4 addresses mapped into IPv6 count as IPv4.
 pub fn client_address(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+        return "unknown".to_owned();
+    };
+    let proxies = app_state(req)
+        .map(|s| s.trusted_proxies.as_slice())
+        .unwrap_or(&[]);
+    let trusted = |ip: &std::net::IpAddr| proxies.iter().any(|net| net.contains(ip));
+    let client = if trusted(&peer) {
+        req.headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .filter_map(|hop| hop.trim().parse::<std::net::IpAddr>().ok())
+            .find(|ip| !trusted(ip))
+            .unwrap_or(peer)
+    } else {
+        peer
+    };
+    client_key(client)
+}
+
+/// The rate limits' key for an address.
+fn client_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        v4 => v4.to_string(),
+    }
 }
 
 /// Whether this request authenticates with a bearer token: on the API, whenever it sends
@@ -447,4 +483,25 @@ pub fn parse_json<T: DeserializeOwned + BodyFields>(body: &[u8]) -> Result<T, Ap
             format!("올바른 값이 아닙니다: {}", e.inner()),
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_counted_by_address_or_ipv6_network() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        assert_eq!(client_key(ip("203.0.113.5")), "203.0.113.5");
+        assert_eq!(client_key(ip("::ffff:203.0.113.5")), "203.0.113.5");
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:aaaa::1")),
+            client_key(ip("2001:db8:1:2:ffff::9")),
+            "one /64 is one client"
+        );
+        assert_ne!(
+            client_key(ip("2001:db8:1:2::1")),
+            client_key(ip("2001:db8:1:3::1"))
+        );
+    }
 }

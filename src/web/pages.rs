@@ -184,7 +184,7 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: every store the app needs answers (the database, and Redis when sessions
 /// live there); 503 otherwise, so that a load balancer sends traffic elsewhere.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    db::run(&state.pool, db::ping).await?;
+    db::ready(&state.pool, std::time::Duration::from_secs(1)).await?;
     state
         .sessions
         .ping()

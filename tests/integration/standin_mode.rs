@@ -164,3 +164,44 @@ async fn cancelling_on_the_stand_in_consent_page_shows_the_cancelled_page() {
     assert_eq!(done.status, 200);
     assert_eq!(done.error_code().as_deref(), Some("cancelled"));
 }
+
+/// A reverse proxy on the same host (a loopback peer, a loopback PUBLIC_URL) must not publish
+/// the stand-in, which signs anyone in as anyone: proxied requests and foreign hosts get 403.
+#[actix_web::test]
+async fn the_stand_in_refuses_requests_that_came_through_a_proxy() {
+    let (base, _dir) = spawn_standin_app().await;
+    let browser = Browser::new();
+    let authorize = browser
+        .get(&format!("{base}/kakao/login/"))
+        .await
+        .location();
+    let client = awc::Client::new();
+    let status_with = |name: &'static str, value: &'static str| {
+        let request = client.get(&authorize).insert_header((name, value)).send();
+        async move {
+            let mut res = request.await.expect("stand-in answers");
+            let body = res.body().await.expect("body");
+            (
+                res.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        }
+    };
+    for (name, value) in [
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "login.example.com"),
+        ("Forwarded", "for=203.0.113.7;proto=https"),
+        ("X-Real-IP", "203.0.113.7"),
+        ("Host", "login.example.com"),
+    ] {
+        let (status, body) = status_with(name, value).await;
+        assert_eq!(status, 403, "{name}: {value} -> {body}");
+        assert!(body.contains("only answers this machine"), "{body}");
+    }
+    // Straight from this machine it still works (and so does "localhost").
+    let (status, body) = status_with("User-Agent", "test").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = status_with("Host", "localhost").await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -590,6 +590,29 @@ impl Browser {
         self.read(res).await
     }
 
+    /// Any method with a body of raw bytes (invalid UTF-8 included) and headers.
+    pub async fn request_bytes(
+        &self,
+        method: &str,
+        url: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, url);
+        if let Some(cookie) = self.cookie_header() {
+            req = req.insert_header(("cookie", cookie));
+        }
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let res = req
+            .send_body(body)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        self.read(res).await
+    }
+
     /// A copy of this browser's cookies (an attacker's saved cookie).
     pub fn clone_cookies(&self) -> Browser {
         let other = Browser::new();
@@ -794,6 +817,26 @@ impl PgCluster {
         );
     }
 
+    /// Freeze the server and its backends (`SIGSTOP`): connections stay open, nothing answers,
+    /// as when its host hangs. It thaws when the guard is dropped.
+    pub fn freeze(&self) -> Frozen {
+        let pid_file = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+            .expect("postmaster.pid");
+        let postmaster = pid_file.lines().next().expect("pid").trim().to_owned();
+        let children = std::process::Command::new("pgrep")
+            .args(["-P", &postmaster])
+            .output()
+            .expect("pgrep");
+        let mut pids: Vec<String> = String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        pids.push(postmaster);
+        let frozen = Frozen { pids };
+        frozen.signal("-STOP");
+        frozen
+    }
+
     /// An admin URL (may create databases).
     pub fn admin_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
@@ -817,6 +860,28 @@ impl PgCluster {
         .load::<Ended>(&mut conn)
         .expect("terminate")
         .len()
+    }
+}
+
+/// A frozen PostgreSQL server; dropping this thaws it (`SIGCONT`).
+pub struct Frozen {
+    pids: Vec<String>,
+}
+
+impl Frozen {
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .args(&self.pids)
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {:?}", self.pids);
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        self.signal("-CONT");
     }
 }
 

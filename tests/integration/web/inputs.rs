@@ -240,9 +240,23 @@ const NASTY: [&str; 34] = [
     "ab*",
 ];
 
+/// Raw query strings, sent as they are: bad escapes, overlong and invalid UTF-8.
+const RAW_QUERIES: [&str; 8] = [
+    "q=%FF",
+    "search=%C0%80",
+    "cursor=%00",
+    "q=%ZZ",
+    "q=%",
+    "ordering=%E2%80%AE",
+    "limit=%2",
+    "%FF=%FE",
+];
+
 fn value(dice: &mut Dice) -> String {
-    match dice.next() % 10 {
+    match dice.next() % 12 {
         0 => "x".repeat((dice.next() % 3000) as usize),
+        10 => (*dice.pick(&CONTROLS)).to_owned(),
+        11 => format!("{}{}", dice.pick(&NASTY), dice.pick(&CONTROLS)),
         1 => {
             let a = dice.pick(&NASTY);
             let b = dice.pick(&NASTY);
@@ -294,8 +308,10 @@ const FIELDS: [&str; 14] = [
     "access_token",
 ];
 
-/// Every route, as (method, path); `{id}` is filled in with an existing or a missing id.
-fn routes(id: i64) -> Vec<(&'static str, String)> {
+/// Every route, as (method, path); `{id}` is filled in with an existing or a missing id. A
+/// signed-in identity is not sent the routes that would end its own session (it would spend
+/// the rest of the run as an anonymous caller).
+fn routes(id: i64, signed_in: bool) -> Vec<(&'static str, String)> {
     let ids = [id.to_string(), "999999".into(), "0".into(), "abc".into()];
     let mut routes = vec![
         ("GET", "/".to_owned()),
@@ -325,7 +341,19 @@ fn routes(id: i64) -> Vec<(&'static str, String)> {
         ("PATCH", "/api/users/me/".into()),
         ("DELETE", "/api/users/me/".into()),
         ("GET", "/no/such/page".into()),
+        ("GET", "/static/app.css".into()),
+        ("GET", "/static/../Cargo.toml".into()),
+        ("GET", "/admin/users/%FF/".into()),
+        ("GET", "/admin/users/%00/".into()),
     ];
+    if signed_in {
+        routes.retain(|(method, path)| {
+            !matches!(
+                (*method, path.as_str()),
+                ("GET" | "POST", "/kakao/logout/") | ("DELETE", "/api/users/me/")
+            )
+        });
+    }
     for id in ids {
         for (method, path) in [
             ("GET", format!("/admin/users/{id}/")),
@@ -346,21 +374,50 @@ fn routes(id: i64) -> Vec<(&'static str, String)> {
     routes
 }
 
-async fn fuzz_once(
-    app: &TestApp,
-    who: &Browser,
-    csrf: &str,
-    dice: &mut Dice,
-    id: i64,
-) -> (String, Resp) {
-    let all = routes(id);
+/// Header values a client may send (visible ASCII only: anything else is not a header value).
+fn header_value(dice: &mut Dice) -> String {
+    let v = value(dice);
+    if v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        v
+    } else {
+        "x".into()
+    }
+}
+
+const HEADERS: [&str; 7] = [
+    "accept",
+    "accept-language",
+    "referer",
+    "origin",
+    "x-forwarded-for",
+    "if-none-match",
+    "range",
+];
+
+/// One identity the fuzz run sends as.
+struct Identity<'a> {
+    name: &'static str,
+    browser: &'a Browser,
+    csrf: &'a str,
+    signed_in: bool,
+}
+
+async fn fuzz_once(app: &TestApp, who: &Identity<'_>, dice: &mut Dice, id: i64) -> (String, Resp) {
+    let all = routes(id, who.signed_in);
     let (method, path) = dice.pick(&all).clone();
+    let (browser, csrf) = (who.browser, who.csrf);
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     for _ in 0..(dice.next() % 4) {
         let param = *dice.pick(&PARAMS);
         query.append_pair(param, &value(dice));
     }
-    let url = format!("{}?{}", app.url(&path), query.finish());
+    let mut query = query.finish();
+    if dice.next().is_multiple_of(5) {
+        query = format!("{query}&{}", dice.pick(&RAW_QUERIES));
+    }
+    let url = format!("{}?{query}", app.url(&path));
+    let extra_header =
+        (dice.next().is_multiple_of(3)).then(|| (*dice.pick(&HEADERS), header_value(dice)));
     let mut pairs: Vec<(String, String)> = (0..(dice.next() % 6))
         .map(|_| ((*dice.pick(&FIELDS)).to_owned(), value(dice)))
         .collect();
@@ -368,9 +425,12 @@ async fn fuzz_once(
         // A valid token most of the time, to get past the CSRF check to the handler.
         pairs.push(("csrf_token".into(), csrf.to_owned()));
     }
-    let described = format!("{method} {url} {pairs:?}");
-    let res = match (method, dice.next() % 3) {
-        ("GET", _) => who.get(&url).await,
+    let described = format!("{method} {url} {pairs:?} {extra_header:?}");
+    let mut headers: Vec<(&str, &str)> =
+        extra_header.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let who = browser;
+    let res = match (method, dice.next() % 4) {
+        ("GET", _) => who.get_with(&url, &headers).await,
         (_, 0) => {
             let body: serde_json::Map<String, serde_json::Value> = pairs
                 .iter()
@@ -384,54 +444,76 @@ async fn fuzz_once(
                     (k.clone(), v)
                 })
                 .collect();
-            who.request(
-                method,
-                &url,
-                Some(&serde_json::Value::Object(body).to_string()),
-                &[("content-type", "application/json"), ("x-csrf-token", csrf)],
-            )
-            .await
+            headers.extend([("content-type", "application/json"), ("x-csrf-token", csrf)]);
+            let body = serde_json::Value::Object(body).to_string();
+            who.request_bytes(method, &url, body.into_bytes(), &headers)
+                .await
         }
         (_, 1) => {
             let form: Vec<(&str, &str)> = pairs
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            who.post_form_with(&url, &form, &[("x-csrf-token", csrf)])
-                .await
+            headers.push(("x-csrf-token", csrf));
+            who.post_form_with(&url, &form, &headers).await
+        }
+        (_, 2) => {
+            // Random bytes, as a form or as JSON: invalid UTF-8 and all.
+            let body: Vec<u8> = (0..dice.next() % 200).map(|_| dice.next() as u8).collect();
+            let kind = if dice.next().is_multiple_of(2) {
+                "application/x-www-form-urlencoded"
+            } else {
+                "application/json"
+            };
+            headers.extend([("content-type", kind), ("x-csrf-token", csrf)]);
+            who.request_bytes(method, &url, body, &headers).await
         }
         _ => {
-            who.request(
-                method,
-                &url,
-                Some(&value(dice)),
-                &[("content-type", "text/plain")],
-            )
-            .await
+            headers.push(("content-type", "text/plain"));
+            who.request_bytes(method, &url, value(dice).into_bytes(), &headers)
+                .await
         }
     };
     (described, res)
 }
 
-/// Random requests at every route for a bounded time, as a superuser, as a member and
-/// anonymously: whatever comes in, the answer is never a 5xx.
+/// Random requests at every route for a bounded time, four at a time, as a superuser, as a
+/// member and anonymously: whatever comes in, the answer is never a 5xx. The signed-in
+/// identities stay signed in (their own sessions are not ended, the routes that change users
+/// aim at others), which the run checks: each gets its share of 2xx answers and is still
+/// signed in at the end.
 #[actix_web::test]
 async fn a_fuzz_run_over_every_route_gets_no_5xx() {
     let app = TestApp::spawn().await;
     let root = client(&app, Role::Superuser, "root@example.com").await;
     let member = client(&app, Role::Member, "member@example.com").await;
-    for i in 0..20 {
-        app.create_user(&format!("user{i}@example.com"), "사람");
-    }
+    let victims: Vec<i64> = (0..20)
+        .map(|i| app.create_user(&format!("user{i}@example.com"), "사람").id)
+        .collect();
     let anon = Browser::new();
     let anon_csrf = anon.get(&app.url("/api/auth/csrf/")).await.json()["csrf_token"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let who: [(&Browser, &str); 3] = [
-        (&root.browser, &root.csrf),
-        (&member.browser, &member.csrf),
-        (&anon, &anon_csrf),
+    let who = [
+        Identity {
+            name: "superuser",
+            browser: &root.browser,
+            csrf: &root.csrf,
+            signed_in: true,
+        },
+        Identity {
+            name: "member",
+            browser: &member.browser,
+            csrf: &member.csrf,
+            signed_in: true,
+        },
+        Identity {
+            name: "anonymous",
+            browser: &anon,
+            csrf: &anon_csrf,
+            signed_in: false,
+        },
     ];
     // FUZZ_SEED and FUZZ_SECS make longer or other runs (README, "Tests").
     let seed = std::env::var("FUZZ_SEED")
@@ -442,20 +524,57 @@ async fn a_fuzz_run_over_every_route_gets_no_5xx() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
-    let mut dice = Dice(seed.max(1));
     let started = Instant::now();
-    let mut sent = 0;
-    while started.elapsed() < Duration::from_secs(secs) {
-        let (browser, csrf) = *dice.pick(&who);
-        let (described, res) = fuzz_once(&app, browser, csrf, &mut dice, member.id).await;
-        assert!(
-            res.status < 500,
-            "{} for {described}: {}",
-            res.status,
-            res.body
-        );
-        sent += 1;
+    let lane = |n: u64| {
+        let (app, who, victims) = (&app, &who, &victims);
+        async move {
+            let mut dice = Dice((seed ^ n.wrapping_mul(0x2545_F491_4F6C_DD1D)).max(1));
+            // Per identity: requests sent, 2xx answers.
+            let mut counts = [(0u32, 0u32); 3];
+            while started.elapsed() < Duration::from_secs(secs) {
+                let i = (dice.next() % 3) as usize;
+                let target = *dice.pick(victims);
+                let (described, res) = fuzz_once(app, &who[i], &mut dice, target).await;
+                assert!(
+                    res.status < 500,
+                    "{} as {} for {described}: {}",
+                    res.status,
+                    who[i].name,
+                    res.body
+                );
+                counts[i].0 += 1;
+                counts[i].1 += u32::from((200..300).contains(&res.status));
+            }
+            counts
+        }
+    };
+    let lanes = futures_util::future::join_all((0..4).map(lane)).await;
+    let mut totals = [(0u32, 0u32); 3];
+    for counts in lanes {
+        for (total, lane) in totals.iter_mut().zip(counts) {
+            total.0 += lane.0;
+            total.1 += lane.1;
+        }
     }
-    assert!(sent > 200, "only {sent} requests were sent");
-    log::info!("fuzz: {sent} requests in {secs} s, seed {seed}");
+    let sent: u32 = totals.iter().map(|t| t.0).sum();
+    assert!(sent > 400, "only {sent} requests were sent");
+    log::info!(
+        "fuzz: {sent} requests in {secs} s, seed {seed}, (sent, 2xx) per identity {totals:?}"
+    );
+    eprintln!(
+        "fuzz: {sent} requests in {secs} s, seed {seed}, (sent, 2xx) per identity {totals:?}"
+    );
+    // Most random requests are refused (4xx); a member is forbidden most routes. What matters
+    // is that each identity keeps reaching handlers, which a lost session would stop.
+    for (identity, (requests, ok)) in who.iter().zip(totals) {
+        assert!(
+            ok * 20 >= requests,
+            "{}: only {ok} of {requests} requests got a 2xx",
+            identity.name
+        );
+    }
+    for identity in &who[..2] {
+        let me = identity.browser.get(&app.url("/api/users/me/")).await;
+        assert_eq!(me.status, 200, "{} is still signed in", identity.name);
+    }
 }

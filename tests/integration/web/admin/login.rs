@@ -147,24 +147,17 @@ async fn staff_sign_in_with_a_break_glass_password_and_guessing_is_limited() {
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }
 
-/// Break-glass attempts sent all at once: each takes its place in the limit before its password
-/// is looked at, so no more passwords are verified than the limit allows.
-#[actix_web::test]
-async fn concurrent_guesses_cannot_outrun_the_limits() {
-    let app = TestApp::spawn().await;
+/// 149 break-glass guesses at one account sent all at once, then the right password: each
+/// takes its place in the limit before its password is looked at, so no more passwords are
+/// verified than the limit allows.
+async fn concurrent_guesses_at_one_account(app: &TestApp) {
     let (_, staff) = app.signed_in_as(Role::Staff, "staff@example.com").await;
-    let ok = change_password(&app, "staff@example.com", "correct horse battery");
+    let ok = change_password(app, "staff@example.com", "correct horse battery");
     assert!(ok.status.success());
     let guesser = app.browser();
     let token = app.csrf(&guesser, "/admin/login/").await;
     let url = app.url("/admin/login/");
-    // 150 at one account, the right password last.
-    let attempts = (0..150).map(|i| {
-        let password = if i == 149 {
-            "correct horse battery".to_owned()
-        } else {
-            format!("wrong guess {i:03}")
-        };
+    let attempt = |email: String, password: String| {
         let (guesser, token, url) = (&guesser, token.clone(), url.clone());
         async move {
             guesser
@@ -172,38 +165,37 @@ async fn concurrent_guesses_cannot_outrun_the_limits() {
                     &url,
                     &[
                         ("csrf_token", token.as_str()),
-                        ("email", "staff@example.com"),
+                        ("email", email.as_str()),
                         ("password", password.as_str()),
                     ],
                 )
                 .await
                 .status
         }
-    });
-    let statuses = futures_util::future::join_all(attempts).await;
+    };
+    let guesses =
+        (0..149).map(|i| attempt("staff@example.com".into(), format!("wrong guess {i:03}")));
+    let statuses = futures_util::future::join_all(guesses).await;
     let verified = statuses.iter().filter(|s| **s != 429).count();
     assert!(verified <= 5, "{verified} passwords verified: {statuses:?}");
-    assert_eq!(
-        statuses.last(),
-        Some(&429),
-        "the right password, sent last, is refused"
-    );
     assert!(
         statuses.iter().all(|s| matches!(s, 401 | 429)),
         "{statuses:?}"
     );
+    let right = attempt("staff@example.com".into(), "correct horse battery".into()).await;
+    assert_eq!(right, 429, "the right password is refused while limited");
     assert_eq!(
         app.user(staff.id).and_then(|u| u.last_login),
         staff.last_login
     );
+}
 
-    // 60 at different accounts from one address (a fresh app, so nothing is used up yet): 20
-    // verified at most.
-    let app = TestApp::spawn().await;
+/// 60 guesses at different accounts from one address, all at once: 20 verified.
+async fn concurrent_guesses_from_one_client(app: &TestApp) {
     let guesser = app.browser();
     let token = app.csrf(&guesser, "/admin/login/").await;
     let url = app.url("/admin/login/");
-    let attempts = (0..60).map(|i| {
+    let attempt = |i: usize| {
         let (guesser, token, url) = (&guesser, token.clone(), url.clone());
         async move {
             guesser
@@ -218,11 +210,76 @@ async fn concurrent_guesses_cannot_outrun_the_limits() {
                 .await
                 .status
         }
-    });
-    let statuses = futures_util::future::join_all(attempts).await;
+    };
+    let statuses = futures_util::future::join_all((0..60).map(attempt)).await;
     let verified = statuses.iter().filter(|s| **s == 401).count();
     assert_eq!(verified, 20, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 40);
+}
+
+#[actix_web::test]
+async fn concurrent_guesses_cannot_outrun_the_limits() {
+    concurrent_guesses_at_one_account(&TestApp::spawn().await).await;
+    concurrent_guesses_from_one_client(&TestApp::spawn().await).await;
+}
+
+#[actix_web::test]
+#[cfg_attr(
+    all(not(has_redis), not(ci)),
+    ignore = "redis-server is not installed: the Redis limit test did NOT run \
+              (apt-get install redis-server; under CI it must run)"
+)]
+async fn concurrent_guesses_cannot_outrun_the_limits_kept_in_redis() {
+    // A server each, so that nothing is used up yet.
+    let one = crate::support::RedisServer::start();
+    concurrent_guesses_at_one_account(&TestApp::spawn_with(&[("redis_url", &one.url)]).await).await;
+    let two = crate::support::RedisServer::start();
+    concurrent_guesses_from_one_client(&TestApp::spawn_with(&[("redis_url", &two.url)]).await)
+        .await;
+}
+
+/// Behind a trusted proxy each client is counted by the address the proxy saw; from anyone
+/// else `X-Forwarded-For` is ignored, so it cannot buy fresh allowances.
+#[actix_web::test]
+async fn clients_behind_a_trusted_proxy_are_counted_apart() {
+    async fn guesses(app: &TestApp, forwarded_for: &str, n: usize) -> Vec<u16> {
+        let browser = app.browser();
+        let token = app.csrf(&browser, "/admin/login/").await;
+        let mut statuses = Vec::new();
+        for i in 0..n {
+            let email = format!("someone{i}@example.com");
+            let res = browser
+                .post_form_with(
+                    &app.url("/admin/login/"),
+                    &[
+                        ("csrf_token", &token),
+                        ("email", &email),
+                        ("password", "wrong guess"),
+                    ],
+                    &[("X-Forwarded-For", forwarded_for)],
+                )
+                .await;
+            statuses.push(res.status);
+        }
+        statuses
+    }
+    let behind_proxy = TestApp::spawn_with(&[("trusted_proxies", "127.0.0.1/32")]).await;
+    // The client sends its own X-Forwarded-For; the proxy appends the address it saw.
+    let one = guesses(&behind_proxy, "10.9.9.9, 203.0.113.7", 21).await;
+    assert_eq!(one.iter().filter(|s| **s == 401).count(), 20, "{one:?}");
+    assert_eq!(one.last(), Some(&429));
+    let other = guesses(&behind_proxy, "10.9.9.9, 203.0.113.8", 1).await;
+    assert_eq!(other, [401], "another client has its own allowance");
+    // Two addresses in one IPv6 /64 are one client.
+    let v6 = guesses(&behind_proxy, "2001:db8:1:2::1", 20).await;
+    assert!(v6.iter().all(|s| *s == 401), "{v6:?}");
+    let same_64 = guesses(&behind_proxy, "2001:db8:1:2:ffff::9", 1).await;
+    assert_eq!(same_64, [429]);
+
+    let direct = TestApp::spawn().await;
+    let mut statuses = guesses(&direct, "203.0.113.7", 20).await;
+    statuses.extend(guesses(&direct, "203.0.113.8", 1).await);
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }
 
 /// With Redis, every instance counts against the same allowance: attempts at one account on
