@@ -10,13 +10,14 @@
 //! is unknown, the code says so next to the choice it made.
 
 mod kapi;
+mod keys;
 mod oauth;
+mod oidc;
 mod reply;
 mod state;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -147,6 +148,8 @@ pub enum Endpoint {
     Logout,
     /// `POST /v1/user/unlink`.
     Unlink,
+    /// `GET /.well-known/jwks.json`.
+    Jwks,
 }
 
 /// A misbehaviour to inject into one endpoint.
@@ -185,6 +188,17 @@ pub enum Fault {
     /// For TokenInfo only: answer normally but with this app_id (a token issued to another app).
     /// Has no effect on other endpoints.
     ForeignAppId(i64),
+}
+
+/// Link a known account that is not linked yet as if it agreed to every configured item (what
+/// the token-minting helpers promise); unknown ids and existing links are left alone.
+fn link_fully(state: &mut State, kakao_id: i64) {
+    if state.accounts.contains_key(&kakao_id) && !state.links.contains_key(&kakao_id) {
+        let all = state::configured_scopes(state.oidc)
+            .into_iter()
+            .map(str::to_owned);
+        state.link(kakao_id, all);
+    }
 }
 
 /// Wrap a handler taking the stand-in into an actix handler closure.
@@ -256,7 +270,14 @@ impl StandIn {
                 .route(web::get().to(bind(self, kapi::access_token_info))),
         )
         .service(web::resource("/v1/user/logout").route(web::post().to(bind(self, kapi::logout))))
-        .service(web::resource("/v1/user/unlink").route(web::post().to(bind(self, kapi::unlink))));
+        .service(web::resource("/v1/user/unlink").route(web::post().to(bind(self, kapi::unlink))))
+        .service(
+            web::resource("/.well-known/jwks.json").route(web::get().to(bind(self, oidc::jwks))),
+        )
+        .service(
+            web::resource("/.well-known/openid-configuration")
+                .route(web::get().to(bind(self, oidc::openid_configuration))),
+        );
     }
 
     /// Start a stand-in alone on `127.0.0.1:0` with one worker (for tests). Call it from an actix
@@ -281,9 +302,11 @@ impl StandIn {
         let server = server.run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
+        let base_url = format!("http://{addr}");
+        standin.set_issuer(&base_url);
         Ok(RunningStandIn {
             standin,
-            base_url: format!("http://{addr}"),
+            base_url,
             handle,
         })
     }
@@ -335,19 +358,7 @@ impl StandIn {
     /// email); an id [`StandIn::add_user`] never returned gets a token that answers -101.
     pub fn issue_access_token(&self, kakao_id: i64) -> String {
         let mut state = self.lock();
-        if state.accounts.contains_key(&kakao_id) && !state.links.contains_key(&kakao_id) {
-            let all: BTreeSet<String> = state::CONFIGURED_SCOPES
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect();
-            state.links.insert(
-                kakao_id,
-                state::Link {
-                    connected_at: chrono::Utc::now(),
-                    scopes: all,
-                },
-            );
-        }
+        link_fully(&mut state, kakao_id);
         state.issue_access_token(kakao_id, None)
     }
 
@@ -356,6 +367,39 @@ impl StandIn {
     pub fn expire_access_token(&self, token: &str) {
         if let Some(record) = self.lock().access_tokens.get_mut(token) {
             record.forced_expired = true;
+        }
+    }
+
+    /// Set the `iss` of ID tokens and the base of the discovery document's URLs, e.g.
+    /// `http://127.0.0.1:8080/_kakao` (a trailing slash is dropped). [`StandIn::start`] sets it to
+    /// its own `base_url`; an app that mounts the stand-in under a scope of its own must call it
+    /// with that public base, because the stand-in cannot know where it is mounted. Until then it
+    /// is `http://stand-in.invalid`.
+    pub fn set_issuer(&self, issuer: &str) {
+        self.lock().issuer = issuer.trim_end_matches('/').to_owned();
+    }
+
+    /// Turn OpenID Connect on or off (on by default). While on, `openid` is a configured consent
+    /// item and every authorization-code exchange answers an `id_token` (Kakao: "While ON, an ID
+    /// token is always issued"), except an additional-consent request whose `scope` leaves out
+    /// `openid` (Kakao: such requests must include it to get a new ID token). While off, no ID
+    /// token is issued, refreshes included, and `scope=openid` is the `KOE205` page.
+    pub fn set_oidc(&self, on: bool) {
+        self.lock().oidc = on;
+    }
+
+    /// Make the next key of the process-wide pool the signing key. The JWKS then publishes the new
+    /// key and the one it replaces (Kakao also publishes several keys); a key two rotations old is
+    /// no longer published. The new key is generated now if no stand-in has used it yet.
+    pub fn rotate_signing_key(&self) {
+        let next = {
+            let mut state = self.lock();
+            state.previous_key = Some(state.key_index);
+            state.key_index += 1;
+            state.key_index
+        };
+        if let Err(err) = keys::key(next) {
+            log::error!("stand-in: {err}");
         }
     }
 

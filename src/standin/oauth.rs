@@ -11,10 +11,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use super::oidc::{self, IdTokenPlan};
 use super::reply::{self, KauthError, Params};
 use super::state::{
-    ACCESS_TOKEN_SECONDS, CONFIGURED_SCOPES, REFRESH_ROTATION_THRESHOLD, REFRESH_TOKEN_SECONDS,
-    SCOPE_EMAIL, SCOPE_NICKNAME, State,
+    ACCESS_TOKEN_SECONDS, CODE_LIFETIME, CodeGrant, IdTokenGrant, Link, REFRESH_ROTATION_THRESHOLD,
+    REFRESH_TOKEN_SECONDS, SCOPE_EMAIL, SCOPE_NICKNAME, SCOPE_OPENID, State, configured_scopes,
+    unix_now,
 };
 use super::{Consent, Endpoint, Fault, StandIn, StandInConfig, TestUser};
 
@@ -34,6 +36,8 @@ pub(super) struct AuthorizeRequest {
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
     prompt_none: bool,
+    /// OpenID Connect `nonce`, kept raw for the ID token.
+    nonce: Option<String>,
 }
 
 impl AuthorizeRequest {
@@ -41,7 +45,19 @@ impl AuthorizeRequest {
     /// (an additional-consent request for exactly that item). On a first sign-in the stand-in
     /// app has email as an optional item, so a person can decline it, as on Kakao.
     fn email_required(&self) -> bool {
-        self.scope.is_some() && self.requested.len() == 1 && self.requested.contains(SCOPE_EMAIL)
+        self.scope.is_some()
+            && self.requested.contains(SCOPE_EMAIL)
+            && self
+                .requested
+                .iter()
+                .all(|s| s == SCOPE_EMAIL || s == SCOPE_OPENID)
+    }
+
+    /// Whether the code will answer an ID token: `openid` is among the requested items, which it
+    /// is on a plain request while OpenID Connect is on. An additional-consent request must name
+    /// it, as on Kakao ("OIDC apps must include `openid`... or no new ID token is issued").
+    fn wants_id_token(&self) -> bool {
+        self.requested.contains(SCOPE_OPENID)
     }
 
     /// The items agreed when the person accepts, sharing the email or not.
@@ -65,6 +81,7 @@ impl AuthorizeRequest {
             ("scope", &self.scope),
             ("code_challenge", &self.code_challenge),
             ("code_challenge_method", &self.code_challenge_method),
+            ("nonce", &self.nonce),
         ];
         for (name, value) in optional {
             if let Some(value) = value {
@@ -237,7 +254,11 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Validate the authorize parameters the way Kakao does before showing anything.
-fn validate(config: &StandInConfig, params: &Params) -> Result<AuthorizeRequest, PageError> {
+fn validate(
+    config: &StandInConfig,
+    oidc: bool,
+    params: &Params,
+) -> Result<AuthorizeRequest, PageError> {
     let client_id = match params.non_empty("client_id") {
         None => {
             return Err(PageError::setup(
@@ -319,13 +340,16 @@ fn validate(config: &StandInConfig, params: &Params) -> Result<AuthorizeRequest,
         }
     }
     let scope = params.non_empty("scope").map(str::to_owned);
+    let configured = configured_scopes(oidc);
     let requested: BTreeSet<String> = match &scope {
         Some(raw) => {
             let asked: BTreeSet<String> = split_list(raw).map(str::to_owned).collect();
+            // `openid` while OpenID Connect is off is reported like any item the app has not
+            // configured; Kakao's exact answer for that case is unknown.
             let unknown: Vec<&str> = asked
                 .iter()
                 .map(String::as_str)
-                .filter(|s| !CONFIGURED_SCOPES.contains(s))
+                .filter(|s| !configured.contains(s))
                 .collect();
             if !unknown.is_empty() {
                 return Err(PageError::setup(
@@ -342,10 +366,7 @@ fn validate(config: &StandInConfig, params: &Params) -> Result<AuthorizeRequest,
         None => BTreeSet::new(),
     };
     let (scope, requested) = if requested.is_empty() {
-        (
-            None,
-            CONFIGURED_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
-        )
+        (None, configured.iter().map(|s| (*s).to_owned()).collect())
     } else {
         (scope, requested)
     };
@@ -361,6 +382,7 @@ fn validate(config: &StandInConfig, params: &Params) -> Result<AuthorizeRequest,
         code_challenge,
         code_challenge_method,
         prompt_none,
+        nonce: params.non_empty("nonce").map(str::to_owned),
     })
 }
 
@@ -376,13 +398,17 @@ fn agree(
         if !state.accounts.contains_key(&kakao_id) {
             None
         } else {
-            Some(state.grant_code(
+            let grant = CodeGrant {
                 kakao_id,
-                &request.client_id,
-                &request.redirect_uri,
-                request.code_challenge.as_deref(),
-                request.agreed(share_email),
-            ))
+                client_id: request.client_id.clone(),
+                redirect_uri: request.redirect_uri.clone(),
+                code_challenge: request.code_challenge.clone(),
+                expires_at: Instant::now() + CODE_LIFETIME,
+                nonce: request.nonce.clone(),
+                auth_time: unix_now(),
+                openid: request.wants_id_token(),
+            };
+            Some(state.grant_code(request.agreed(share_email), grant))
         }
     };
     match code {
@@ -476,7 +502,8 @@ pub(super) async fn authorize(standin: StandIn, req: HttpRequest, _body: Bytes) 
         return response;
     }
     let params = Params::parse(req.query_string().as_bytes());
-    let request = match validate(standin.config(), &params) {
+    let oidc = standin.lock().oidc;
+    let request = match validate(standin.config(), oidc, &params) {
         Ok(request) => request,
         Err(page) => return page.response(),
     };
@@ -557,7 +584,8 @@ pub(super) async fn consent(standin: StandIn, req: HttpRequest, body: Bytes) -> 
         .response();
     }
     let form = Params::parse(&body);
-    let request = match validate(standin.config(), &form) {
+    let oidc = standin.lock().oidc;
+    let request = match validate(standin.config(), oidc, &form) {
         Ok(request) => request,
         Err(page) => return page.response(),
     };
@@ -587,6 +615,8 @@ pub(super) async fn consent(standin: StandIn, req: HttpRequest, body: Bytes) -> 
 struct TokenResponse {
     token_type: &'static str,
     access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
     expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
@@ -636,8 +666,22 @@ fn pkce_failed() -> KauthError {
     KauthError::new(400, "invalid_grant", "PKCE verification failed.", "KOE320")
 }
 
+/// The token answer's `scope`: the link's items, with `openid` exactly when an ID token is issued
+/// (kakao-api.md 2.2: it "contains `openid` when an ID token was issued").
+fn granted_scope(link: &Link, with_openid: bool) -> String {
+    let mut scopes = link.scopes.clone();
+    scopes.remove(SCOPE_OPENID);
+    if with_openid {
+        scopes.insert(SCOPE_OPENID.to_owned());
+    }
+    scopes.into_iter().collect::<Vec<_>>().join(" ")
+}
+
+/// A token answer plus the ID token to sign into it once the state lock is released.
+type Issued = (TokenResponse, Option<IdTokenPlan>);
+
 /// `grant_type=authorization_code`.
-fn exchange_code(state: &mut State, form: &Params) -> Result<TokenResponse, KauthError> {
+fn exchange_code(state: &mut State, form: &Params) -> Result<Issued, KauthError> {
     let code = form.non_empty("code").unwrap_or("null");
     let not_found = || {
         KauthError::new(
@@ -669,26 +713,46 @@ fn exchange_code(state: &mut State, form: &Params) -> Result<TokenResponse, Kaut
             return Err(pkce_failed());
         }
     }
+    // Turning OpenID Connect off stops ID tokens at once, codes already granted included.
+    let with_id_token = grant.openid && state.oidc;
     let scopes = state
         .links
         .get(&grant.kakao_id)
-        .map(|link| link.scopes.iter().cloned().collect::<Vec<_>>().join(" "))
+        .map(|link| granted_scope(link, with_id_token))
         .ok_or_else(not_found)?;
-    let refresh_token = state.issue_refresh_token(grant.kakao_id);
+    let id_token_grant = with_id_token.then(|| IdTokenGrant {
+        audience: grant.client_id.clone(),
+        auth_time: grant.auth_time,
+    });
+    let plan = with_id_token.then(|| {
+        oidc::plan(
+            state,
+            grant.kakao_id,
+            &grant.client_id,
+            grant.nonce.as_deref(),
+            grant.auth_time,
+        )
+    });
+    let refresh_token = state.issue_refresh_token(grant.kakao_id, id_token_grant);
     let access_token = state.issue_access_token(grant.kakao_id, Some(refresh_token.clone()));
-    Ok(TokenResponse {
+    let response = TokenResponse {
         token_type: "bearer",
         access_token,
+        id_token: None,
         expires_in: ACCESS_TOKEN_SECONDS,
         refresh_token: Some(refresh_token),
         refresh_token_expires_in: Some(REFRESH_TOKEN_SECONDS),
         scope: Some(scopes),
-    })
+    };
+    Ok((response, plan))
 }
 
 /// `grant_type=refresh_token`. The refresh token is renewed only when less than a month of its
-/// life is left (Kakao's documented rule); otherwise the refresh fields are absent.
-fn refresh(state: &mut State, form: &Params) -> Result<TokenResponse, KauthError> {
+/// life is left (Kakao's documented rule); otherwise the refresh fields are absent. An ID token
+/// comes back only if the grant the refresh token came from had one (and OpenID Connect is still
+/// on); it has no `nonce` (OpenID Connect Core 12.2: a refreshed ID token SHOULD NOT carry one;
+/// whether Kakao repeats the original nonce is unknown) and the original `auth_time`.
+fn refresh(state: &mut State, form: &Params) -> Result<Issued, KauthError> {
     let token = form.non_empty("refresh_token").ok_or_else(|| {
         KauthError::new(400, "invalid_grant", "refresh_token is required", "KOE319")
     })?;
@@ -713,20 +777,35 @@ fn refresh(state: &mut State, form: &Params) -> Result<TokenResponse, KauthError
     let (refresh_token, refresh_token_expires_in, kept) =
         if record.expires_at - now < REFRESH_ROTATION_THRESHOLD {
             state.refresh_tokens.remove(token);
-            let renewed = state.issue_refresh_token(record.kakao_id);
+            let renewed = state.issue_refresh_token(record.kakao_id, record.id_token.clone());
             (Some(renewed.clone()), Some(REFRESH_TOKEN_SECONDS), renewed)
         } else {
             (None, None, token.to_owned())
         };
+    let plan = record
+        .id_token
+        .as_ref()
+        .filter(|_| state.oidc)
+        .map(|grant| {
+            oidc::plan(
+                state,
+                record.kakao_id,
+                &grant.audience,
+                None,
+                grant.auth_time,
+            )
+        });
     let access_token = state.issue_access_token(record.kakao_id, Some(kept));
-    Ok(TokenResponse {
+    let response = TokenResponse {
         token_type: "bearer",
         access_token,
+        id_token: None,
         expires_in: ACCESS_TOKEN_SECONDS,
         refresh_token,
         refresh_token_expires_in,
         scope: None,
-    })
+    };
+    Ok((response, plan))
 }
 
 /// `POST /oauth/token`.
@@ -761,8 +840,18 @@ pub(super) async fn token(standin: StandIn, req: HttpRequest, body: Bytes) -> Ht
             )),
         }
     };
-    match result {
-        Ok(success) => reply::json(200, &success),
-        Err(err) => err.response(),
+    let (mut success, plan) = match result {
+        Ok(issued) => issued,
+        Err(err) => return err.response(),
+    };
+    if let Some(plan) = plan {
+        match plan.sign() {
+            Ok(id_token) => success.id_token = Some(id_token),
+            Err(err) => {
+                log::error!("stand-in: {err}");
+                return HttpResponse::InternalServerError().finish();
+            }
+        }
     }
+    reply::json(200, &success)
 }

@@ -29,8 +29,29 @@ pub(super) const REFRESH_ROTATION_THRESHOLD: Duration = Duration::from_secs(30 *
 pub(super) const SCOPE_NICKNAME: &str = "profile_nickname";
 /// Consent item id for the Kakao account's email.
 pub(super) const SCOPE_EMAIL: &str = "account_email";
-/// The consent items the stand-in's app has configured; anything else in `scope` is `KOE205`.
+/// Consent item id that asks for an ID token (accepted while OpenID Connect is on).
+pub(super) const SCOPE_OPENID: &str = "openid";
+/// The consent items the stand-in's app has configured while OpenID Connect is off.
 pub(super) const CONFIGURED_SCOPES: [&str; 2] = [SCOPE_NICKNAME, SCOPE_EMAIL];
+/// The `iss` of ID tokens until [`super::StandIn::set_issuer`] is called: where the stand-in's
+/// routes are mounted (host and scope) is not knowable from inside, so a name that resolves
+/// nowhere makes a forgotten `set_issuer` visible instead of plausible.
+pub(super) const DEFAULT_ISSUER: &str = "http://stand-in.invalid";
+
+/// The consent items the app has configured: anything else in `scope` is `KOE205`. `openid` is
+/// one of them while OpenID Connect is on.
+pub(super) fn configured_scopes(oidc: bool) -> Vec<&'static str> {
+    let mut scopes = CONFIGURED_SCOPES.to_vec();
+    if oidc {
+        scopes.push(SCOPE_OPENID);
+    }
+    scopes
+}
+
+/// Seconds since the Unix epoch, now (the unit of ID-token times).
+pub(super) fn unix_now() -> i64 {
+    Utc::now().timestamp()
+}
 
 /// A Kakao account known to the stand-in.
 #[derive(Clone, Debug)]
@@ -55,6 +76,22 @@ pub(super) struct CodeGrant {
     pub(super) redirect_uri: String,
     pub(super) code_challenge: Option<String>,
     pub(super) expires_at: Instant,
+    /// The authorize request's `nonce`, as sent, for the ID token.
+    pub(super) nonce: Option<String>,
+    /// When the person authenticated (Unix seconds), the ID token's `auth_time`.
+    pub(super) auth_time: i64,
+    /// Whether the request asked for an ID token: `openid` was configured and either no `scope`
+    /// was sent or it named `openid`.
+    pub(super) openid: bool,
+}
+
+/// What a refresh needs to issue an ID token again, kept with refresh tokens from grants that had one.
+#[derive(Clone, Debug)]
+pub(super) struct IdTokenGrant {
+    /// The `client_id` the original grant used (the `aud`).
+    pub(super) audience: String,
+    /// The original authentication time (OpenID Connect Core 12.2 keeps `auth_time` on refresh).
+    pub(super) auth_time: i64,
 }
 
 /// An access token the stand-in issued.
@@ -77,6 +114,8 @@ pub(super) struct AccessToken {
 pub(super) struct RefreshToken {
     pub(super) kakao_id: i64,
     pub(super) expires_at: Instant,
+    /// Set when the grant it came from answered an ID token; a refresh then answers one too.
+    pub(super) id_token: Option<IdTokenGrant>,
 }
 
 /// Why a kapi call with an access token was refused.
@@ -105,6 +144,14 @@ pub(super) struct State {
     pub(super) hits: HashMap<Endpoint, usize>,
     pub(super) unlinked: Vec<i64>,
     pub(super) logged_out: Vec<i64>,
+    /// The `iss` of ID tokens and the base of the discovery document's URLs (no trailing slash).
+    pub(super) issuer: String,
+    /// Index in the process-wide key pool of the key that signs ID tokens.
+    pub(super) key_index: usize,
+    /// The key current before the last rotation, still published in the JWKS.
+    pub(super) previous_key: Option<usize>,
+    /// Whether OpenID Connect is on for the app (Kakao console: [Kakao Login] > [OpenID Connect]).
+    pub(super) oidc: bool,
 }
 
 impl Default for State {
@@ -122,6 +169,10 @@ impl Default for State {
             hits: HashMap::new(),
             unlinked: Vec::new(),
             logged_out: Vec::new(),
+            issuer: DEFAULT_ISSUER.to_owned(),
+            key_index: 0,
+            previous_key: None,
+            oidc: true,
         }
     }
 }
@@ -134,6 +185,13 @@ pub(super) fn random_token(n: usize) -> String {
 }
 
 impl State {
+    /// Pool indices of the keys the JWKS publishes: the current one first, then the previous one.
+    pub(super) fn published_keys(&self) -> Vec<usize> {
+        std::iter::once(self.key_index)
+            .chain(self.previous_key)
+            .collect()
+    }
+
     /// Store a new account and return its id.
     pub(super) fn add_account(&mut self, user: TestUser) -> i64 {
         let id = self.next_kakao_id;
@@ -170,44 +228,39 @@ impl State {
         self.sticky_faults.get(&endpoint).cloned()
     }
 
-    /// Record a consent: link (or extend the link of) `kakao_id` with `scopes` and return a new code.
-    pub(super) fn grant_code(
-        &mut self,
-        kakao_id: i64,
-        client_id: &str,
-        redirect_uri: &str,
-        code_challenge: Option<&str>,
-        scopes: BTreeSet<String>,
-    ) -> String {
-        let now = Instant::now();
-        self.codes.retain(|_, c| c.expires_at > now);
+    /// Link (or extend the link of) `kakao_id` with the consent items `scopes`.
+    pub(super) fn link(&mut self, kakao_id: i64, scopes: impl IntoIterator<Item = String>) {
         let link = self.links.entry(kakao_id).or_insert_with(|| Link {
             connected_at: Utc::now(),
             scopes: BTreeSet::new(),
         });
         link.scopes.extend(scopes);
+    }
+
+    /// Record a consent: link (or extend the link of) the grant's account with `scopes` and
+    /// return a new code for `grant` (whose `expires_at` the caller sets).
+    pub(super) fn grant_code(&mut self, scopes: BTreeSet<String>, grant: CodeGrant) -> String {
+        let now = Instant::now();
+        self.codes.retain(|_, c| c.expires_at > now);
+        self.link(grant.kakao_id, scopes);
         let code = random_token(64);
-        self.codes.insert(
-            code.clone(),
-            CodeGrant {
-                kakao_id,
-                client_id: client_id.to_owned(),
-                redirect_uri: redirect_uri.to_owned(),
-                code_challenge: code_challenge.map(str::to_owned),
-                expires_at: now + CODE_LIFETIME,
-            },
-        );
+        self.codes.insert(code.clone(), grant);
         code
     }
 
-    /// Issue a refresh token for `kakao_id`.
-    pub(super) fn issue_refresh_token(&mut self, kakao_id: i64) -> String {
+    /// Issue a refresh token for `kakao_id`, remembering whether refreshes answer an ID token.
+    pub(super) fn issue_refresh_token(
+        &mut self,
+        kakao_id: i64,
+        id_token: Option<IdTokenGrant>,
+    ) -> String {
         let token = random_token(40);
         self.refresh_tokens.insert(
             token.clone(),
             RefreshToken {
                 kakao_id,
                 expires_at: Instant::now() + Duration::from_secs(REFRESH_TOKEN_SECONDS),
+                id_token,
             },
         );
         token

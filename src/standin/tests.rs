@@ -529,10 +529,10 @@ async fn consent_then_token_exchange_with_pkce_returns_kakaos_token_json() {
     assert_eq!(body["token_type"], "bearer");
     assert_eq!(body["expires_in"], 21599);
     assert_eq!(body["refresh_token_expires_in"], 5_183_999);
-    assert_eq!(body["scope"], "account_email profile_nickname");
+    assert_eq!(body["scope"], "account_email openid profile_nickname");
     assert!(body["access_token"].as_str().unwrap().len() >= 40);
     assert!(body["refresh_token"].as_str().unwrap().len() >= 40);
-    assert!(body.get("id_token").is_none());
+    assert_eq!(body["id_token"].as_str().unwrap().split('.').count(), 3);
     let me = h.user_me(body["access_token"].as_str().unwrap()).await;
     assert_eq!(me.status, 200);
     assert_eq!(me.json()["id"].as_i64(), Some(id));
@@ -717,7 +717,7 @@ async fn an_additional_consent_request_for_account_email_shows_it_as_required() 
     let h = harness!(standin);
     // First login declines the email.
     let first = h.login(id, false).await;
-    assert_eq!(first["scope"], "profile_nickname");
+    assert_eq!(first["scope"], "openid profile_nickname");
     // The app asks again for account_email only.
     let page = h.authorize(&[("scope", "account_email")]).await;
     let html = page.text();
@@ -742,7 +742,9 @@ async fn an_additional_consent_request_for_account_email_shows_it_as_required() 
         .await;
     let code = agreed.redirect_params()["code"].clone();
     let tokens = h.exchange(&code, None).await.json();
+    // Without `openid` in the additional-consent scope there is no new ID token.
     assert_eq!(tokens["scope"], "account_email profile_nickname");
+    assert!(tokens.get("id_token").is_none());
     let me = h
         .user_me(tokens["access_token"].as_str().unwrap())
         .await
@@ -1302,7 +1304,7 @@ async fn unlink_makes_the_users_tokens_answer_minus_101_until_a_new_consent() {
     assert_eq!(refresh.json()["error_code"], "KOE322");
     // Consenting again links the user anew; the old token stays dead.
     let fresh = h.login(id, false).await;
-    assert_eq!(fresh["scope"], "profile_nickname");
+    assert_eq!(fresh["scope"], "openid profile_nickname");
     let fresh_token = fresh["access_token"].as_str().unwrap();
     assert_eq!(h.user_me(fresh_token).await.status, 200);
     assert_eq!(
@@ -1378,7 +1380,7 @@ async fn auto_consent_redirects_straight_to_the_app_with_a_code() {
     let params = reply.redirect_params();
     assert_eq!(params["state"], "auto");
     let tokens = h.exchange(&params["code"], Some(VERIFIER)).await.json();
-    assert_eq!(tokens["scope"], "profile_nickname");
+    assert_eq!(tokens["scope"], "openid profile_nickname");
     let me = h
         .user_me(tokens["access_token"].as_str().unwrap())
         .await
@@ -1649,4 +1651,378 @@ async fn start_serves_the_stand_in_on_a_local_port() {
     assert_eq!(body["id"].as_i64(), Some(id));
     assert_eq!(running.standin.hits(Endpoint::UserMe), 1);
     running.handle.stop(true).await;
+}
+
+// ---------------------------------------------------------------- OpenID Connect
+
+/// A JWT's header or payload (part 0 or 1) as JSON, without checking anything.
+fn jwt_part(token: &str, part: usize) -> Value {
+    let text = token.split('.').nth(part).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(text).unwrap()).unwrap()
+}
+
+/// Verify `token` the way an app should: RS256 only, the key from `jwks` named by the header's
+/// `kid`, the stand-in's issuer and our client id as audience.
+fn verify_id_token(token: &str, jwks: &Value, issuer: &str) -> jsonwebtoken::errors::Result<Value> {
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+    let kid = jsonwebtoken::decode_header(token)?.kid.unwrap_or_default();
+    let jwk = set
+        .find(&kid)
+        .ok_or(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk)?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[CLIENT_ID]);
+    validation.set_issuer(&[issuer]);
+    validation.leeway = 0;
+    jsonwebtoken::decode::<Value>(token, &key, &validation).map(|data| data.claims)
+}
+
+impl<S, R, B> Harness<S, R>
+where
+    S: Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    async fn jwks(&self) -> Value {
+        let reply = self.get("/.well-known/jwks.json").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.assert_kakao_json();
+        reply.json()
+    }
+
+    /// Auto-consent as `kakao_id` with these extra authorize parameters; the token answer.
+    async fn auto_login(&self, kakao_id: i64, share_email: bool, extra: &[(&str, &str)]) -> Value {
+        self.standin.set_auto_consent(Some(Consent::Agree {
+            kakao_id,
+            share_email,
+        }));
+        let code = self.authorize(extra).await.redirect_params()["code"].clone();
+        let reply = self.exchange(&code, None).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> Value {
+        let reply = self
+            .post_form(
+                "/oauth/token",
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", CLIENT_ID),
+                    ("client_secret", SECRET),
+                    ("refresh_token", refresh_token),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    }
+}
+
+#[actix_web::test]
+async fn the_jwks_publishes_the_current_key_in_kakaos_shape() {
+    let standin = StandIn::new(config());
+    let h = harness!(standin.clone());
+    let jwks = h.jwks().await;
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    let key = keys[0].as_object().unwrap();
+    let names: Vec<&str> = key.keys().map(String::as_str).collect();
+    assert_eq!(names.len(), 6);
+    for name in ["kid", "kty", "alg", "use", "n", "e"] {
+        assert!(key.contains_key(name), "{name} missing: {jwks}");
+    }
+    assert_eq!(key["kty"], "RSA");
+    assert_eq!(key["alg"], "RS256");
+    assert_eq!(key["use"], "sig");
+    assert_eq!(key["e"], "AQAB");
+    let n = key["n"].as_str().unwrap();
+    assert!(!n.contains('=') && !n.contains('+') && !n.contains('/'));
+    let modulus = URL_SAFE_NO_PAD.decode(n).unwrap();
+    assert_eq!(modulus.len(), 256, "an RSA 2048 modulus");
+    assert!(modulus[0] >= 0x80);
+    let kid = key["kid"].as_str().unwrap();
+    assert_eq!(kid.len(), 30);
+    assert!(
+        kid.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
+    let digest: String = Sha256::digest(&modulus)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(kid, &digest[..30]);
+    // Another stand-in in the same process shares the pool: same key #0.
+    let other = harness!(StandIn::new(config()));
+    assert_eq!(other.jwks().await, jwks);
+    assert_eq!(standin.hits(Endpoint::Jwks), 1);
+}
+
+#[actix_web::test]
+async fn the_jwks_is_counted_and_takes_faults() {
+    let standin = StandIn::new(config());
+    standin.fail_next(Endpoint::Jwks, Fault::Status(503), 1);
+    let h = harness!(standin.clone());
+    assert_eq!(h.get("/.well-known/jwks.json").await.status, 503);
+    standin.set_fault(Endpoint::Jwks, Some(Fault::MalformedJson));
+    let garbage = h.get("/.well-known/jwks.json").await;
+    assert!(serde_json::from_slice::<Value>(&garbage.body).is_err());
+    standin.set_fault(Endpoint::Jwks, None);
+    assert_eq!(h.jwks().await["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(standin.hits(Endpoint::Jwks), 3);
+}
+
+#[actix_web::test]
+async fn the_discovery_document_has_kakaos_shape_with_urls_from_the_issuer() {
+    let standin = StandIn::new(config());
+    let h = harness!(standin.clone(), "/_kakao");
+    let before = h.get("/.well-known/openid-configuration").await;
+    assert_eq!(before.json()["issuer"], "http://stand-in.invalid");
+    standin.set_issuer("http://localhost:8080/_kakao/");
+    let reply = h.get("/.well-known/openid-configuration").await;
+    assert_eq!(reply.status, 200);
+    reply.assert_kakao_json();
+    let base = "http://localhost:8080/_kakao";
+    assert_eq!(
+        reply.json(),
+        json!({
+            "issuer": base,
+            "authorization_endpoint": format!("{base}/oauth/authorize"),
+            "token_endpoint": format!("{base}/oauth/token"),
+            "userinfo_endpoint": format!("{base}/v1/oidc/userinfo"),
+            "jwks_uri": format!("{base}/.well-known/jwks.json"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "request_uri_parameter_supported": false,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": ["iss","aud","sub","auth_time","exp","iat","nonce","nickname","picture","email"]
+        })
+    );
+    assert_eq!(standin.hits(Endpoint::Jwks), 0);
+}
+
+#[actix_web::test]
+async fn the_code_exchange_answers_an_id_token_that_verifies_with_the_published_key() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    standin.set_issuer("http://localhost:8080/_kakao");
+    let h = harness!(standin.clone());
+    let before = chrono::Utc::now().timestamp();
+    let tokens = h.login(id, true).await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let header = jwt_part(id_token, 0);
+    let jwks = h.jwks().await;
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["typ"], "JWT");
+    assert_eq!(header["kid"], jwks["keys"][0]["kid"]);
+    let claims = verify_id_token(id_token, &jwks, "http://localhost:8080/_kakao").unwrap();
+    assert_eq!(claims["iss"], "http://localhost:8080/_kakao");
+    assert_eq!(claims["aud"], CLIENT_ID);
+    assert_eq!(claims["sub"], json!(id.to_string()), "sub is a string");
+    let iat = claims["iat"].as_i64().unwrap();
+    assert!(iat >= before && iat <= chrono::Utc::now().timestamp());
+    assert_eq!(claims["exp"].as_i64().unwrap(), iat + 21_599);
+    let auth_time = claims["auth_time"].as_i64().unwrap();
+    assert!(auth_time >= before && auth_time <= iat);
+    assert_eq!(claims["nickname"], "앨리스");
+    assert_eq!(claims["email"], "alice@example.com");
+    assert!(claims.get("nonce").is_none(), "no nonce was sent");
+    assert!(claims.get("picture").is_none());
+    // Another audience or issuer does not verify.
+    assert!(verify_id_token(id_token, &jwks, "https://kauth.kakao.com").is_err());
+}
+
+#[actix_web::test]
+async fn the_nonce_is_echoed_raw() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    let nonce = "n 0+/=é&x";
+    let tokens = h.auto_login(id, true, &[("nonce", nonce)]).await;
+    let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["nonce"], nonce);
+    // The consent form carries it through as well.
+    h.standin.set_auto_consent(None);
+    let page = h.authorize(&[("nonce", nonce)]).await;
+    let hidden: HashMap<String, String> = hidden_fields(&page.text()).into_iter().collect();
+    assert_eq!(hidden["nonce"], nonce);
+    let id_text = id.to_string();
+    let redirect = h
+        .submit_consent(&page, &[("account", &id_text), ("action", "agree")])
+        .await;
+    let code = redirect.redirect_params()["code"].clone();
+    let tokens = h.exchange(&code, None).await.json();
+    assert_eq!(
+        jwt_part(tokens["id_token"].as_str().unwrap(), 1)["nonce"],
+        nonce
+    );
+}
+
+#[actix_web::test]
+async fn the_email_claim_needs_consent_and_a_valid_verified_address() {
+    let standin = StandIn::new(config());
+    let alice_id = standin.add_user(alice());
+    let unverified = standin.add_user(bob());
+    let invalid = standin.add_user(TestUser {
+        nickname: None,
+        email: Some("taken@example.com".to_owned()),
+        email_verified: true,
+        email_valid: false,
+    });
+    let h = harness!(standin);
+    let claims = |tokens: &Value| jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    let declined = claims(&h.auto_login(alice_id, false, &[]).await);
+    assert!(declined.get("email").is_none());
+    assert_eq!(declined["nickname"], "앨리스");
+    let bob = claims(&h.auto_login(unverified, true, &[]).await);
+    assert!(bob.get("email").is_none());
+    assert_eq!(bob["nickname"], "Bob");
+    let taken = claims(&h.auto_login(invalid, true, &[]).await);
+    assert!(taken.get("email").is_none());
+    assert!(
+        taken.get("nickname").is_none(),
+        "no nickname on the account"
+    );
+    let shared = claims(&h.auto_login(alice_id, true, &[]).await);
+    assert_eq!(shared["email"], "alice@example.com");
+}
+
+#[actix_web::test]
+async fn rotation_publishes_the_new_key_and_the_previous_one() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let old_token = h.auto_login(id, true, &[]).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = h.jwks().await["keys"][0]["kid"].clone();
+    standin.rotate_signing_key();
+    let jwks = h.jwks().await;
+    let kids: Vec<Value> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].clone())
+        .collect();
+    assert_eq!(kids.len(), 2);
+    assert_ne!(kids[0], first);
+    assert_eq!(kids[1], first);
+    let new_token = h.auto_login(id, true, &[]).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(jwt_part(&new_token, 0)["kid"], kids[0]);
+    assert!(verify_id_token(&new_token, &jwks, "http://stand-in.invalid").is_ok());
+    assert!(verify_id_token(&old_token, &jwks, "http://stand-in.invalid").is_ok());
+    // Two rotations on, the first key is gone.
+    standin.rotate_signing_key();
+    let later = h.jwks().await;
+    assert_eq!(later["keys"][1]["kid"], kids[0]);
+    assert!(verify_id_token(&old_token, &later, "http://stand-in.invalid").is_err());
+}
+
+#[actix_web::test]
+async fn with_oidc_off_there_is_no_id_token_and_openid_is_not_configured() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    standin.set_oidc(false);
+    let h = harness!(standin.clone());
+    let tokens = h.auto_login(id, true, &[]).await;
+    assert!(tokens.get("id_token").is_none());
+    assert_eq!(tokens["scope"], "account_email profile_nickname");
+    standin.set_auto_consent(None);
+    let reply = h.authorize(&[("scope", "openid")]).await;
+    assert_page_error(&reply, "KOE205");
+    assert!(reply.text().contains("openid"));
+    // A refresh of that grant answers no ID token, even with OIDC on again.
+    standin.set_oidc(true);
+    let refreshed = h.refresh(tokens["refresh_token"].as_str().unwrap()).await;
+    assert!(refreshed.get("id_token").is_none());
+}
+
+#[actix_web::test]
+async fn turning_oidc_off_stops_id_tokens_for_codes_already_granted() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    standin.set_auto_consent(Some(Consent::Agree {
+        kakao_id: id,
+        share_email: true,
+    }));
+    let h = harness!(standin.clone());
+    let code = h.authorize(&[]).await.redirect_params()["code"].clone();
+    standin.set_oidc(false);
+    let tokens = h.exchange(&code, None).await.json();
+    assert!(tokens.get("id_token").is_none());
+    assert_eq!(tokens["scope"], "account_email profile_nickname");
+}
+
+#[actix_web::test]
+async fn a_refresh_answers_an_id_token_when_the_grant_had_one() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let tokens = h.auto_login(id, true, &[("nonce", "n-1")]).await;
+    let original = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    let refreshed = h.refresh(tokens["refresh_token"].as_str().unwrap()).await;
+    let id_token = refreshed["id_token"].as_str().unwrap();
+    let claims = verify_id_token(id_token, &h.jwks().await, "http://stand-in.invalid").unwrap();
+    assert_eq!(claims["sub"], original["sub"]);
+    assert_eq!(claims["aud"], CLIENT_ID);
+    assert_eq!(claims["auth_time"], original["auth_time"]);
+    assert!(claims.get("nonce").is_none());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap(),
+        claims["iat"].as_i64().unwrap() + 21_599
+    );
+    // A renewed refresh token keeps answering ID tokens.
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    standin
+        .lock()
+        .refresh_tokens
+        .get_mut(&refresh)
+        .unwrap()
+        .expires_at = Instant::now() + Duration::from_secs(3600);
+    let renewed = h.refresh(&refresh).await;
+    assert!(renewed["id_token"].is_string());
+    let again = h.refresh(renewed["refresh_token"].as_str().unwrap()).await;
+    assert!(again["id_token"].is_string());
+    // With OIDC off, a refresh answers none.
+    standin.set_oidc(false);
+    let off = h.refresh(renewed["refresh_token"].as_str().unwrap()).await;
+    assert!(off.get("id_token").is_none());
+}
+
+#[actix_web::test]
+async fn an_additional_consent_gets_an_id_token_only_when_its_scope_names_openid() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin);
+    h.auto_login(id, false, &[]).await;
+    let without = h.auto_login(id, true, &[("scope", "account_email")]).await;
+    assert!(without.get("id_token").is_none());
+    assert_eq!(without["scope"], "account_email profile_nickname");
+    let with = h
+        .auto_login(id, true, &[("scope", "account_email,openid")])
+        .await;
+    assert_eq!(with["scope"], "account_email openid profile_nickname");
+    let claims = jwt_part(with["id_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["email"], "alice@example.com");
+    // The consent page treats `account_email,openid` as an email-only request: email required.
+    h.standin.set_auto_consent(None);
+    let page = h.authorize(&[("scope", "account_email,openid")]).await;
+    assert!(page.text().contains("[필수] 카카오계정(이메일) 제공 동의"));
+}
+
+#[actix_web::test]
+#[ignore = "measurement: cargo test --lib key_generation_time -- --ignored --nocapture"]
+async fn key_generation_time() {
+    for _ in 0..3 {
+        let started = Instant::now();
+        let key = super::keys::generate_for_measurement().unwrap();
+        eprintln!("RSA 2048 key {} in {:?}", key.kid, started.elapsed());
+    }
 }
