@@ -9,8 +9,9 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rsa::pkcs1::EncodeRsaPrivateKey as _;
+use rsa::pkcs8::EncodePublicKey as _;
 use rsa::traits::PublicKeyParts as _;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -29,6 +30,10 @@ pub(super) struct SigningKey {
     pub(super) private_der: Vec<u8>,
     /// The public key as published in the JWKS.
     pub(super) jwk: Jwk,
+    /// The public key as SPKI PEM (`-----BEGIN PUBLIC KEY-----`, LF line ends, 64-character
+    /// lines, a final newline: what `openssl rsa -pubout` writes), the HMAC secret of the
+    /// algorithm-confusion fault.
+    pub(super) public_pem: String,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -94,6 +99,18 @@ pub(super) fn kid_for(modulus: &[u8]) -> String {
     hex[..KID_LEN].to_owned()
 }
 
+/// SPKI DER wrapped as PEM.
+fn spki_pem(der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    pem
+}
+
 /// Generate a fresh key.
 fn generate() -> Result<SigningKey, CryptoError> {
     let private = rsa::PrivateKey::new(&mut ThreadRng(rand::rng()), KEY_BITS)
@@ -104,6 +121,9 @@ fn generate() -> Result<SigningKey, CryptoError> {
         .as_bytes()
         .to_vec();
     let public = private.to_public_key();
+    let spki = public
+        .to_public_key_der()
+        .map_err(|e| CryptoError(e.to_string()))?;
     let modulus = public.n_bytes();
     let kid = kid_for(&modulus);
     Ok(SigningKey {
@@ -117,6 +137,7 @@ fn generate() -> Result<SigningKey, CryptoError> {
         },
         kid,
         private_der,
+        public_pem: spki_pem(spki.as_bytes()),
     })
 }
 

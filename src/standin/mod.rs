@@ -152,6 +152,40 @@ pub enum Endpoint {
     Jwks,
 }
 
+/// A misbehaviour of the ID tokens the token endpoint answers (and of
+/// [`StandIn::mint_id_token_with`]), for testing an app's ID-token validation. Each one breaks
+/// exactly one thing; everything else stays valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdTokenFault {
+    /// Leave `id_token` out of the token answer (the rest of the answer, `scope` included, is
+    /// unchanged, and a refresh of that grant still tries to answer one).
+    Omit,
+    /// A `nonce` other than the one the authorize request sent (also when it sent none).
+    WrongNonce,
+    /// `aud` is `another-apps-rest-api-key` instead of the `client_id` used.
+    WrongAudience,
+    /// `iss` is the issuer with `/wrong-issuer` appended, so an app comparing only a prefix is
+    /// caught too.
+    WrongIssuer,
+    /// `exp` a minute ago (`iat` the access-token lifetime before it).
+    Expired,
+    /// `iat` an hour ahead (`exp` the access-token lifetime after it).
+    IssuedInFuture,
+    /// The RS256 signature with one bit flipped (still valid base64url of the right length).
+    BadSignature,
+    /// Signed with a pool key that the JWKS does not publish (the next one: it becomes current
+    /// on [`StandIn::rotate_signing_key`]), its own `kid` in the header.
+    UnknownKid,
+    /// Header `{"alg":"none","typ":"JWT"}` and an empty signature part.
+    AlgNone,
+    /// Signed HS256 with the current public key's PEM text (SPKI, `-----BEGIN PUBLIC KEY-----`,
+    /// with its final newline) as the HMAC secret, header `kid` the current kid: the classic
+    /// algorithm-confusion attack.
+    Hs256WithPublicKey,
+    /// `sub` is another Kakao id (the account's id plus one).
+    WrongSubject,
+}
+
 /// A misbehaviour to inject into one endpoint.
 #[derive(Clone, Debug)]
 pub enum Fault {
@@ -386,6 +420,60 @@ impl StandIn {
     /// token is issued, refreshes included, and `scope=openid` is the `KOE205` page.
     pub fn set_oidc(&self, on: bool) {
         self.lock().oidc = on;
+    }
+
+    /// Sticky ID-token fault for every ID token the token endpoint answers (code exchanges and
+    /// refreshes) until cleared with `None`.
+    pub fn set_id_token_fault(&self, fault: Option<IdTokenFault>) {
+        self.lock().id_token_fault = fault;
+    }
+
+    /// A valid ID token for `kakao_id`, signed with the current key, as the mobile SDK would
+    /// receive it (`aud` = `audience`, e.g. the native app key; `nonce` as given; `auth_time` and
+    /// `iat` now). A known account that is not linked yet is linked as by
+    /// [`StandIn::issue_access_token`]; nickname and email claims follow its consent. The sticky
+    /// [`StandIn::set_id_token_fault`] does not apply, and neither does [`StandIn::set_oidc`].
+    ///
+    /// # Panics
+    /// If the signing key cannot be made or used (not expected to happen).
+    pub fn mint_id_token(&self, kakao_id: i64, audience: &str, nonce: Option<&str>) -> String {
+        self.mint(kakao_id, audience, nonce, None)
+    }
+
+    /// Like [`StandIn::mint_id_token`] with `fault` applied. [`IdTokenFault::Omit`] returns an
+    /// empty string (there is no token to omit it from).
+    ///
+    /// # Panics
+    /// If the signing key cannot be made or used (not expected to happen).
+    pub fn mint_id_token_with(
+        &self,
+        kakao_id: i64,
+        audience: &str,
+        nonce: Option<&str>,
+        fault: IdTokenFault,
+    ) -> String {
+        self.mint(kakao_id, audience, nonce, Some(fault))
+    }
+
+    /// Shared body of the two minting helpers.
+    fn mint(
+        &self,
+        kakao_id: i64,
+        audience: &str,
+        nonce: Option<&str>,
+        fault: Option<IdTokenFault>,
+    ) -> String {
+        let plan = {
+            let mut state = self.lock();
+            link_fully(&mut state, kakao_id);
+            oidc::plan(&state, kakao_id, audience, nonce, state::unix_now(), fault)
+        };
+        match plan {
+            Some(plan) => plan
+                .sign()
+                .unwrap_or_else(|err| panic!("cannot mint an ID token: {err}")),
+            None => String::new(),
+        }
     }
 
     /// Make the next key of the process-wide pool the signing key. The JWKS then publishes the new

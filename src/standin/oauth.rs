@@ -724,15 +724,18 @@ fn exchange_code(state: &mut State, form: &Params) -> Result<Issued, KauthError>
         audience: grant.client_id.clone(),
         auth_time: grant.auth_time,
     });
-    let plan = with_id_token.then(|| {
-        oidc::plan(
-            state,
-            grant.kakao_id,
-            &grant.client_id,
-            grant.nonce.as_deref(),
-            grant.auth_time,
-        )
-    });
+    let plan = with_id_token
+        .then(|| {
+            oidc::plan(
+                state,
+                grant.kakao_id,
+                &grant.client_id,
+                grant.nonce.as_deref(),
+                grant.auth_time,
+                state.id_token_fault,
+            )
+        })
+        .flatten();
     let refresh_token = state.issue_refresh_token(grant.kakao_id, id_token_grant);
     let access_token = state.issue_access_token(grant.kakao_id, Some(refresh_token.clone()));
     let response = TokenResponse {
@@ -786,13 +789,14 @@ fn refresh(state: &mut State, form: &Params) -> Result<Issued, KauthError> {
         .id_token
         .as_ref()
         .filter(|_| state.oidc)
-        .map(|grant| {
+        .and_then(|grant| {
             oidc::plan(
                 state,
                 record.kakao_id,
                 &grant.audience,
                 None,
                 grant.auth_time,
+                state.id_token_fault,
             )
         });
     let access_token = state.issue_access_token(record.kakao_id, Some(kept));

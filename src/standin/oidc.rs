@@ -3,13 +3,17 @@
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
 use super::keys::{self, CryptoError, Jwk, SigningKey};
 use super::reply;
-use super::state::{ACCESS_TOKEN_SECONDS, SCOPE_EMAIL, SCOPE_NICKNAME, State, unix_now};
-use super::{Endpoint, StandIn};
+use super::state::{
+    ACCESS_TOKEN_SECONDS, SCOPE_EMAIL, SCOPE_NICKNAME, State, random_token, unix_now,
+};
+use super::{Endpoint, IdTokenFault, StandIn};
 
 /// `/.well-known/jwks.json` answer.
 #[derive(Clone, Debug, Serialize)]
@@ -130,17 +134,21 @@ pub(super) struct IdTokenPlan {
     claims: Claims,
     /// Pool index of the signing key.
     key_index: usize,
+    /// A fault that changes the header or signature (claim faults are already applied).
+    fault: Option<IdTokenFault>,
 }
 
 /// Decide the ID token for `kakao_id`: claims from the account and its link as they are now,
-/// `iat` now and `exp` when an access token issued now expires.
+/// `iat` now and `exp` when an access token issued now expires, then `fault` applied. `None`
+/// for [`IdTokenFault::Omit`].
 pub(super) fn plan(
     state: &State,
     kakao_id: i64,
     audience: &str,
     nonce: Option<&str>,
     auth_time: i64,
-) -> IdTokenPlan {
+    fault: Option<IdTokenFault>,
+) -> Option<IdTokenPlan> {
     let now = unix_now();
     let account = state.accounts.get(&kakao_id);
     let agreed = |item: &str| {
@@ -157,7 +165,7 @@ pub(super) fn plan(
         .and_then(|a| a.user.email.clone())
         .filter(|_| agreed(SCOPE_EMAIL));
     let lifetime = i64::try_from(ACCESS_TOKEN_SECONDS).unwrap_or(i64::MAX);
-    IdTokenPlan {
+    let mut plan = IdTokenPlan {
         claims: Claims {
             aud: audience.to_owned(),
             sub: kakao_id.to_string(),
@@ -170,15 +178,81 @@ pub(super) fn plan(
             email,
         },
         key_index: state.key_index,
+        fault,
+    };
+    let claims = &mut plan.claims;
+    match fault {
+        None => {}
+        Some(IdTokenFault::Omit) => return None,
+        Some(IdTokenFault::WrongNonce) => {
+            claims.nonce = Some(format!("wrong-{}", random_token(16)))
+        }
+        Some(IdTokenFault::WrongAudience) => claims.aud = "another-apps-rest-api-key".to_owned(),
+        Some(IdTokenFault::WrongIssuer) => claims.iss = format!("{}/wrong-issuer", state.issuer),
+        Some(IdTokenFault::Expired) => {
+            claims.exp = now - 60;
+            claims.iat = claims.exp.saturating_sub(lifetime);
+            claims.auth_time = claims.auth_time.min(claims.iat);
+        }
+        Some(IdTokenFault::IssuedInFuture) => {
+            claims.iat = now + 3600;
+            claims.exp = claims.iat.saturating_add(lifetime);
+        }
+        Some(IdTokenFault::WrongSubject) => claims.sub = kakao_id.wrapping_add(1).to_string(),
+        // Published keys are the current one and older ones, so the next is never published.
+        Some(IdTokenFault::UnknownKid) => plan.key_index = state.key_index + 1,
+        Some(
+            IdTokenFault::BadSignature | IdTokenFault::AlgNone | IdTokenFault::Hs256WithPublicKey,
+        ) => {}
     }
+    Some(plan)
 }
 
 impl IdTokenPlan {
-    /// Sign it: RS256 with the planned pool key, header `{"typ":"JWT","alg":"RS256","kid":...}`.
+    /// Sign it: RS256 with the planned pool key, header `{"typ":"JWT","alg":"RS256","kid":...}`,
+    /// unless the fault says otherwise.
     pub(super) fn sign(&self) -> Result<String, CryptoError> {
-        let key = keys::key(self.key_index)?;
-        sign_rs256(&key, &self.claims)
+        match self.fault {
+            Some(IdTokenFault::AlgNone) => {
+                let payload =
+                    serde_json::to_vec(&self.claims).map_err(|e| CryptoError(e.to_string()))?;
+                Ok(format!(
+                    "{}.{}.",
+                    URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+                    URL_SAFE_NO_PAD.encode(payload)
+                ))
+            }
+            Some(IdTokenFault::Hs256WithPublicKey) => {
+                let key = keys::key(self.key_index)?;
+                let mut header = Header::new(Algorithm::HS256);
+                header.typ = Some("JWT".to_owned());
+                header.kid = Some(key.kid.clone());
+                let secret = EncodingKey::from_secret(key.public_pem.as_bytes())
+                    .map_err(|e| CryptoError(e.to_string()))?;
+                jsonwebtoken::encode(&header, &self.claims, &secret)
+                    .map_err(|e| CryptoError(e.to_string()))
+            }
+            Some(IdTokenFault::BadSignature) => {
+                let key = keys::key(self.key_index)?;
+                corrupt_signature(&sign_rs256(&key, &self.claims)?)
+            }
+            _ => sign_rs256(&*keys::key(self.key_index)?, &self.claims),
+        }
     }
+}
+
+/// `token` with one bit of its signature flipped, re-encoded as base64url.
+fn corrupt_signature(token: &str) -> Result<String, CryptoError> {
+    let (signed, signature) = token
+        .rsplit_once('.')
+        .ok_or_else(|| CryptoError("a JWT without a signature part".to_owned()))?;
+    let mut bytes = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|e| CryptoError(e.to_string()))?;
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 0x01;
+    }
+    Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// `claims` as a JWT signed RS256 with `key`, its `kid` in the header.

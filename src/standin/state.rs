@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::RngCore as _;
 
-use super::{Endpoint, Fault, TestUser};
+use super::{Endpoint, Fault, IdTokenFault, TestUser};
 
 /// First Kakao id handed out; ids are above 2^53 so that float-parsing clients break visibly.
 pub(super) const FIRST_KAKAO_ID: i64 = 4_100_000_000_000_000_001;
@@ -152,6 +152,8 @@ pub(super) struct State {
     pub(super) previous_key: Option<usize>,
     /// Whether OpenID Connect is on for the app (Kakao console: [Kakao Login] > [OpenID Connect]).
     pub(super) oidc: bool,
+    /// Sticky fault for the ID tokens the token endpoint answers.
+    pub(super) id_token_fault: Option<IdTokenFault>,
 }
 
 impl Default for State {
@@ -173,6 +175,7 @@ impl Default for State {
             key_index: 0,
             previous_key: None,
             oidc: true,
+            id_token_fault: None,
         }
     }
 }

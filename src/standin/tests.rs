@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{Consent, Endpoint, Fault, StandIn, StandInConfig, TestUser};
+use super::{Consent, Endpoint, Fault, IdTokenFault, StandIn, StandInConfig, TestUser};
 
 const CLIENT_ID: &str = "test-rest-api-key";
 const SECRET: &str = "test-client-secret";
@@ -2015,6 +2015,229 @@ async fn an_additional_consent_gets_an_id_token_only_when_its_scope_names_openid
     h.standin.set_auto_consent(None);
     let page = h.authorize(&[("scope", "account_email,openid")]).await;
     assert!(page.text().contains("[필수] 카카오계정(이메일) 제공 동의"));
+}
+
+/// The kinds of `jsonwebtoken` errors, for asserting why a token was refused.
+fn refusal(result: jsonwebtoken::errors::Result<Value>) -> jsonwebtoken::errors::ErrorKind {
+    result.expect_err("the token must be refused").into_kind()
+}
+
+/// One login with `fault` set; the ID token (or `None`), the sent nonce, and the JWKS.
+async fn login_with_id_token_fault(fault: IdTokenFault) -> (Option<String>, i64, Value) {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    standin.set_id_token_fault(Some(fault));
+    let h = harness!(standin);
+    let tokens = h.auto_login(id, true, &[("nonce", "the-nonce")]).await;
+    let jwks = h.jwks().await;
+    let token = tokens
+        .get("id_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    (token, id, jwks)
+}
+
+const ISSUER: &str = "http://stand-in.invalid";
+
+#[actix_web::test]
+async fn id_token_fault_omit_leaves_the_id_token_out() {
+    let (token, _, _) = login_with_id_token_fault(IdTokenFault::Omit).await;
+    assert!(token.is_none());
+}
+
+#[actix_web::test]
+async fn id_token_faults_on_claims_keep_a_valid_signature() {
+    let (token, id, jwks) = login_with_id_token_fault(IdTokenFault::WrongNonce).await;
+    let claims = verify_id_token(&token.unwrap(), &jwks, ISSUER).unwrap();
+    assert_ne!(claims["nonce"], "the-nonce");
+    assert!(claims["nonce"].is_string());
+
+    let (token, _, jwks) = login_with_id_token_fault(IdTokenFault::WrongAudience).await;
+    let token = token.unwrap();
+    assert_ne!(jwt_part(&token, 1)["aud"], CLIENT_ID);
+    assert_eq!(
+        refusal(verify_id_token(&token, &jwks, ISSUER)),
+        jsonwebtoken::errors::ErrorKind::InvalidAudience
+    );
+
+    let (token, _, jwks) = login_with_id_token_fault(IdTokenFault::WrongIssuer).await;
+    let token = token.unwrap();
+    assert_eq!(
+        jwt_part(&token, 1)["iss"],
+        "http://stand-in.invalid/wrong-issuer"
+    );
+    assert_eq!(
+        refusal(verify_id_token(&token, &jwks, ISSUER)),
+        jsonwebtoken::errors::ErrorKind::InvalidIssuer
+    );
+
+    let (token, _, jwks) = login_with_id_token_fault(IdTokenFault::WrongSubject).await;
+    let claims = verify_id_token(&token.unwrap(), &jwks, ISSUER).unwrap();
+    assert_eq!(claims["sub"], json!((id + 1).to_string()));
+    assert_eq!(claims["nonce"], "the-nonce");
+}
+
+#[actix_web::test]
+async fn id_token_faults_on_times() {
+    let now = chrono::Utc::now().timestamp();
+    let (token, _, jwks) = login_with_id_token_fault(IdTokenFault::Expired).await;
+    let token = token.unwrap();
+    let claims = jwt_part(&token, 1);
+    let exp = claims["exp"].as_i64().unwrap();
+    assert!((now - 62..=now - 58).contains(&exp), "{exp} vs {now}");
+    assert!(claims["iat"].as_i64().unwrap() < exp);
+    assert!(claims["auth_time"].as_i64().unwrap() <= claims["iat"].as_i64().unwrap());
+    assert_eq!(
+        refusal(verify_id_token(&token, &jwks, ISSUER)),
+        jsonwebtoken::errors::ErrorKind::ExpiredSignature
+    );
+
+    let (token, _, jwks) = login_with_id_token_fault(IdTokenFault::IssuedInFuture).await;
+    let claims = verify_id_token(&token.unwrap(), &jwks, ISSUER).unwrap();
+    let iat = claims["iat"].as_i64().unwrap();
+    assert!((now + 3598..=now + 3602).contains(&iat), "{iat} vs {now}");
+    assert_eq!(claims["exp"].as_i64().unwrap(), iat + 21_599);
+}
+
+#[actix_web::test]
+async fn id_token_fault_bad_signature_flips_a_bit_of_a_real_signature() {
+    let (token, _, jwks) = login_with_id_token_fault(IdTokenFault::BadSignature).await;
+    let token = token.unwrap();
+    assert_eq!(jwt_part(&token, 0)["kid"], jwks["keys"][0]["kid"]);
+    let signature = URL_SAFE_NO_PAD
+        .decode(token.rsplit('.').next().unwrap())
+        .unwrap();
+    assert_eq!(signature.len(), 256);
+    assert_eq!(
+        refusal(verify_id_token(&token, &jwks, ISSUER)),
+        jsonwebtoken::errors::ErrorKind::InvalidSignature
+    );
+}
+
+#[actix_web::test]
+async fn id_token_fault_unknown_kid_signs_with_an_unpublished_key() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    standin.set_id_token_fault(Some(IdTokenFault::UnknownKid));
+    let h = harness!(standin.clone());
+    let token = h.auto_login(id, true, &[]).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jwks = h.jwks().await;
+    let kid = jwt_part(&token, 0)["kid"].as_str().unwrap().to_owned();
+    assert_eq!(kid.len(), 30);
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["kid"] != kid.as_str())
+    );
+    assert!(verify_id_token(&token, &jwks, ISSUER).is_err());
+    // It is a real pool key: once rotated in, the same token verifies.
+    standin.rotate_signing_key();
+    let rotated = h.jwks().await;
+    assert_eq!(rotated["keys"][0]["kid"], kid.as_str());
+    assert!(verify_id_token(&token, &rotated, ISSUER).is_ok());
+}
+
+#[actix_web::test]
+async fn id_token_fault_alg_none_has_an_empty_signature() {
+    let (token, _, jwks) = login_with_id_token_fault(IdTokenFault::AlgNone).await;
+    let token = token.unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(
+        URL_SAFE_NO_PAD.decode(parts[0]).unwrap(),
+        br#"{"alg":"none","typ":"JWT"}"#
+    );
+    assert_eq!(parts[2], "");
+    assert_eq!(jwt_part(&token, 1)["nonce"], "the-nonce");
+    assert!(verify_id_token(&token, &jwks, ISSUER).is_err());
+}
+
+#[actix_web::test]
+async fn id_token_fault_hs256_with_public_key_is_the_algorithm_confusion_attack() {
+    use rsa::pkcs8::DecodePublicKey as _;
+    use rsa::traits::PublicKeyParts as _;
+    let (token, _, jwks) = login_with_id_token_fault(IdTokenFault::Hs256WithPublicKey).await;
+    let token = token.unwrap();
+    let header = jwt_part(&token, 0);
+    assert_eq!(header["alg"], "HS256");
+    assert_eq!(header["typ"], "JWT");
+    assert_eq!(header["kid"], jwks["keys"][0]["kid"]);
+    // The HMAC secret is the PEM of the published key.
+    let pem = super::keys::key(0).unwrap().public_pem.clone();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+    assert!(pem.ends_with("-----END PUBLIC KEY-----\n"));
+    let public = rsa::PublicKey::from_public_key_pem(&pem).unwrap();
+    assert_eq!(
+        URL_SAFE_NO_PAD.encode(public.n_bytes()),
+        jwks["keys"][0]["n"].as_str().unwrap()
+    );
+    let mut hs256 = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    hs256.set_audience(&[CLIENT_ID]);
+    let forged = jsonwebtoken::decode::<Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_secret(pem.as_bytes()).unwrap(),
+        &hs256,
+    );
+    assert!(forged.is_ok(), "{forged:?}");
+    // An RS256-only verifier refuses it.
+    assert!(verify_id_token(&token, &jwks, ISSUER).is_err());
+}
+
+#[actix_web::test]
+async fn id_token_faults_apply_to_refreshes_and_clear() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let tokens = h.auto_login(id, true, &[]).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    standin.set_id_token_fault(Some(IdTokenFault::WrongSubject));
+    let faulted = h.refresh(&refresh).await;
+    assert_eq!(
+        jwt_part(faulted["id_token"].as_str().unwrap(), 1)["sub"],
+        json!((id + 1).to_string())
+    );
+    standin.set_id_token_fault(Some(IdTokenFault::Omit));
+    assert!(h.refresh(&refresh).await.get("id_token").is_none());
+    standin.set_id_token_fault(None);
+    let clean = h.refresh(&refresh).await;
+    assert!(verify_id_token(clean["id_token"].as_str().unwrap(), &h.jwks().await, ISSUER).is_ok());
+}
+
+#[actix_web::test]
+async fn mint_id_token_links_the_account_and_signs_with_the_current_key() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    standin.set_id_token_fault(Some(IdTokenFault::AlgNone));
+    let h = harness!(standin.clone());
+    let token = standin.mint_id_token(id, "native-app-key", Some("sdk nonce"));
+    assert!(standin.lock().links.contains_key(&id));
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(h.jwks().await).unwrap();
+    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(set.find(&kid).unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["native-app-key"]);
+    let claims = jsonwebtoken::decode::<Value>(&token, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["sub"], json!(id.to_string()));
+    assert_eq!(claims["nonce"], "sdk nonce");
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(claims["nickname"], "앨리스");
+    let without_nonce = standin.mint_id_token(id, "native-app-key", None);
+    assert!(jwt_part(&without_nonce, 1).get("nonce").is_none());
+    let expired = standin.mint_id_token_with(id, "native-app-key", None, IdTokenFault::Expired);
+    assert!(jwt_part(&expired, 1)["exp"].as_i64().unwrap() < chrono::Utc::now().timestamp());
+    assert_eq!(
+        standin.mint_id_token_with(id, "native-app-key", None, IdTokenFault::Omit),
+        ""
+    );
+    // Nothing went through the token endpoint.
+    assert_eq!(standin.hits(Endpoint::Token), 0);
 }
 
 #[actix_web::test]
