@@ -491,6 +491,12 @@ impl StandIn {
         }
     }
 
+    /// The query parameters of the last `GET /oauth/authorize` (every request is recorded, also
+    /// refused or faulted ones; the first occurrence of a repeated name), or `None` before any.
+    pub fn last_authorize_query(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        self.lock().last_authorize_query.clone()
+    }
+
     /// Kakao ids that were unlinked through the API, in order (for assertions).
     pub fn unlinked(&self) -> Vec<i64> {
         self.lock().unlinked.clone()

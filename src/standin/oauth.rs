@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine as _;
@@ -22,6 +23,11 @@ use super::{Consent, Endpoint, Fault, StandIn, StandInConfig, TestUser};
 
 /// Kakao's `error_description` for a cancelled consent.
 const DENIED_DESCRIPTION: &str = "User denied access";
+/// The cookie naming the browser's Kakao Account session (its value is an opaque token the
+/// state maps to the account).
+pub(super) const SESSION_COOKIE: &str = "standin_kakao_session";
+/// The `prompt` values Kakao documents.
+const PROMPTS: [&str; 4] = ["login", "none", "create", "select_account"];
 
 /// A validated authorization request (from the query string or the consent form's hidden fields).
 #[derive(Clone, Debug)]
@@ -35,7 +41,12 @@ pub(super) struct AuthorizeRequest {
     requested: BTreeSet<String>,
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
-    prompt_none: bool,
+    /// The `prompt` values, in the order sent, without repeats.
+    prompt: Vec<String>,
+    /// The raw `prompt` parameter, carried by the consent form.
+    prompt_raw: Option<String>,
+    /// Pre-fills the new-account email field of the consent page.
+    login_hint: Option<String>,
     /// OpenID Connect `nonce`, kept raw for the ID token.
     nonce: Option<String>,
 }
@@ -51,6 +62,24 @@ impl AuthorizeRequest {
                 .requested
                 .iter()
                 .all(|s| s == SCOPE_EMAIL || s == SCOPE_OPENID)
+    }
+
+    /// Whether `prompt=none` was asked (no page may be shown).
+    fn prompt_none(&self) -> bool {
+        self.prompt.iter().any(|p| p == "none")
+    }
+
+    /// The consent page's lines saying which prompt was asked.
+    fn prompt_lines(&self) -> Vec<String> {
+        self.prompt
+            .iter()
+            .filter_map(|p| match p.as_str() {
+                "login" => Some("다시 로그인 (prompt=login)".to_owned()),
+                "select_account" => Some("계정 선택 (prompt=select_account)".to_owned()),
+                "create" => Some("카카오계정 만들기 (prompt=create)".to_owned()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether the code will answer an ID token: `openid` is among the requested items, which it
@@ -82,6 +111,8 @@ impl AuthorizeRequest {
             ("code_challenge", &self.code_challenge),
             ("code_challenge_method", &self.code_challenge_method),
             ("nonce", &self.nonce),
+            ("prompt", &self.prompt_raw),
+            ("login_hint", &self.login_hint),
         ];
         for (name, value) in optional {
             if let Some(value) = value {
@@ -118,6 +149,10 @@ impl AuthorizeRequest {
         let description = match error {
             "access_denied" => Some(DENIED_DESCRIPTION),
             "consent_required" => Some("user consent required."),
+            // What Kakao answers to `prompt=none` without a Kakao Account session is not
+            // documented; this is OpenID Connect's `login_required` worded like Kakao's
+            // `consent_required`.
+            "login_required" => Some("user authentication required."),
             _ => None,
         };
         match description {
@@ -224,6 +259,8 @@ struct ConsentPage<'a> {
     asks_email: bool,
     email_required: bool,
     share_email: bool,
+    /// Which `prompt` was asked, one line each, so a browser test can see it.
+    prompt_lines: Vec<String>,
     error: Option<&'a str>,
 }
 
@@ -370,9 +407,29 @@ fn validate(
     } else {
         (scope, requested)
     };
-    let prompt_none = params
-        .get("prompt")
-        .is_some_and(|p| split_list(p).any(|v| v == "none"));
+    let prompt_raw = params.non_empty("prompt").map(str::to_owned);
+    let mut prompt: Vec<String> = Vec::new();
+    for value in prompt_raw.as_deref().map(split_list).into_iter().flatten() {
+        // Kakao's answer to an unknown prompt value (and to `none` with another value, which
+        // OpenID Connect forbids) is not documented; the stand-in shows the malformed-request page.
+        if !PROMPTS.contains(&value) {
+            return Err(PageError::bad_request(
+                "KOE001",
+                "invalid_request",
+                format!("Invalid prompt: {value}"),
+            ));
+        }
+        if !prompt.iter().any(|p| p == value) {
+            prompt.push(value.to_owned());
+        }
+    }
+    if prompt.len() > 1 && prompt.iter().any(|p| p == "none") {
+        return Err(PageError::bad_request(
+            "KOE001",
+            "invalid_request",
+            "prompt=none cannot be combined with other prompt values".to_owned(),
+        ));
+    }
     Ok(AuthorizeRequest {
         client_id,
         redirect_uri,
@@ -381,38 +438,76 @@ fn validate(
         requested,
         code_challenge,
         code_challenge_method,
-        prompt_none,
+        prompt,
+        prompt_raw,
+        login_hint: params.non_empty("login_hint").map(str::to_owned),
         nonce: params.non_empty("nonce").map(str::to_owned),
     })
 }
 
-/// Agree as `kakao_id`: link, mint a code and redirect; a 500 page if the account is unknown.
+/// The browser's Kakao Account session cookie value, if it sent one.
+fn session_cookie(req: &HttpRequest) -> Option<String> {
+    req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned())
+}
+
+/// The session cookie as set after a sign-in: HttpOnly, SameSite=Lax, Path `/`, for the browser
+/// session (no Max-Age).
+fn session_set_cookie(value: String) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .finish()
+}
+
+/// A code grant for `request` as `kakao_id`, authenticated at `auth_time`.
+fn code_grant(request: &AuthorizeRequest, kakao_id: i64, auth_time: i64) -> CodeGrant {
+    CodeGrant {
+        kakao_id,
+        client_id: request.client_id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        code_challenge: request.code_challenge.clone(),
+        expires_at: Instant::now() + CODE_LIFETIME,
+        nonce: request.nonce.clone(),
+        auth_time,
+        openid: request.wants_id_token(),
+    }
+}
+
+/// Agree as `kakao_id`: sign the browser in (a new Kakao Account session replacing
+/// `old_session`), link, mint a code and redirect; a 500 page if the account is unknown.
 fn agree(
     standin: &StandIn,
     request: &AuthorizeRequest,
     kakao_id: i64,
     share_email: bool,
+    old_session: Option<&str>,
 ) -> HttpResponse {
-    let code = {
+    let granted = {
         let mut state = standin.lock();
         if !state.accounts.contains_key(&kakao_id) {
             None
         } else {
-            let grant = CodeGrant {
-                kakao_id,
-                client_id: request.client_id.clone(),
-                redirect_uri: request.redirect_uri.clone(),
-                code_challenge: request.code_challenge.clone(),
-                expires_at: Instant::now() + CODE_LIFETIME,
-                nonce: request.nonce.clone(),
-                auth_time: unix_now(),
-                openid: request.wants_id_token(),
-            };
-            Some(state.grant_code(request.agreed(share_email), grant))
+            let session = state.start_session(kakao_id, old_session);
+            let auth_time = state
+                .sessions
+                .get(&session)
+                .map_or_else(unix_now, |s| s.auth_time);
+            let grant = code_grant(request, kakao_id, auth_time);
+            Some((
+                state.grant_code(request.agreed(share_email), grant),
+                session,
+            ))
         }
     };
-    match code {
-        Some(code) => request.redirect_with_code(&code),
+    match granted {
+        Some((code, session)) => {
+            let mut response = request.redirect_with_code(&code);
+            if let Err(err) = response.add_cookie(&session_set_cookie(session)) {
+                log::error!("stand-in: cannot set the session cookie: {err}");
+            }
+            response
+        }
         None => {
             let page = PageError {
                 status: 500,
@@ -426,6 +521,49 @@ fn agree(
             page.response()
         }
     }
+}
+
+/// `prompt=none`: answer without any page. No valid session: `login_required`; a session whose
+/// account is not linked, or has not agreed to what is asked: `consent_required` (Kakao's
+/// documented answer for a non-member); otherwise a code at once, in that session.
+///
+/// What is asked: with `scope`, every item it names (`openid` needs no consent: it only asks for
+/// an ID token); without, the app's one required item, the nickname. Kakao shows the consent
+/// screen only when an account first links, so a declined optional email is not asked again.
+fn silent(standin: &StandIn, request: &AuthorizeRequest, cookie: Option<&str>) -> HttpResponse {
+    let code = {
+        let mut state = standin.lock();
+        let session = cookie.and_then(|c| state.sessions.get(c)).cloned();
+        let Some(session) = session else {
+            return request.redirect_error("login_required");
+        };
+        let agreed = state
+            .links
+            .get(&session.kakao_id)
+            .map(|link| link.scopes.clone());
+        let needed: Vec<&str> = if request.scope.is_some() {
+            request
+                .requested
+                .iter()
+                .map(String::as_str)
+                .filter(|s| *s != SCOPE_OPENID)
+                .collect()
+        } else {
+            vec![SCOPE_NICKNAME]
+        };
+        let Some(agreed) = agreed.filter(|a| needed.iter().all(|n| a.contains(*n))) else {
+            return request.redirect_error("consent_required");
+        };
+        let scopes: BTreeSet<String> = request
+            .requested
+            .iter()
+            .filter(|s| agreed.contains(*s) || s.as_str() == SCOPE_OPENID)
+            .cloned()
+            .collect();
+        let grant = code_grant(request, session.kakao_id, session.auth_time);
+        state.grant_code(scopes, grant)
+    };
+    request.redirect_with_code(&code)
 }
 
 /// The consent page for `request`, optionally with an error and the previous form input.
@@ -460,11 +598,12 @@ fn consent_page(
     };
     let mut accounts = accounts;
     let mut any_selected = false;
+    // A `login_hint` goes into the new-account email field, so that field's choice is selected.
     for (i, account) in accounts.iter_mut().enumerate() {
         account.selected = if previous.is_some() {
             account.id == selected
         } else {
-            i == 0
+            i == 0 && request.login_hint.is_none()
         };
         any_selected |= account.selected;
     }
@@ -478,7 +617,13 @@ fn consent_page(
             },
             form.has("share_email") || request.email_required(),
         ),
-        None => (NewAccountForm::default(), true),
+        None => (
+            NewAccountForm {
+                email: request.login_hint.clone().unwrap_or_default(),
+                ..NewAccountForm::default()
+            },
+            true,
+        ),
     };
     let page = ConsentPage {
         client_id: &request.client_id,
@@ -490,6 +635,7 @@ fn consent_page(
         asks_email: request.requested.contains(SCOPE_EMAIL),
         email_required: request.email_required(),
         share_email,
+        prompt_lines: request.prompt_lines(),
         error: previous.map(|(_, message)| message),
     };
     render(if previous.is_some() { 400 } else { 200 }, &page)
@@ -498,10 +644,11 @@ fn consent_page(
 /// `GET /oauth/authorize`.
 pub(super) async fn authorize(standin: StandIn, req: HttpRequest, _body: Bytes) -> HttpResponse {
     let fault = standin.enter(Endpoint::Authorize);
+    let params = Params::parse(req.query_string().as_bytes());
+    standin.lock().last_authorize_query = Some(params.to_map());
     if let Some(response) = reply::apply_fault(fault.as_ref()).await {
         return response;
     }
-    let params = Params::parse(req.query_string().as_bytes());
     let oidc = standin.lock().oidc;
     let request = match validate(standin.config(), oidc, &params) {
         Ok(request) => request,
@@ -510,14 +657,18 @@ pub(super) async fn authorize(standin: StandIn, req: HttpRequest, _body: Bytes) 
     if let Some(Fault::AuthorizeError(error)) = &fault {
         return request.redirect_error(error);
     }
+    let cookie = session_cookie(&req);
+    // `prompt=none` never shows a page, so auto-consent (a stand-in for the page) does not apply.
+    if request.prompt_none() {
+        return silent(&standin, &request, cookie.as_deref());
+    }
     let auto = standin.lock().auto_consent.clone();
     match auto {
         Some(Consent::Cancel) => request.redirect_denied(),
         Some(Consent::Agree {
             kakao_id,
             share_email,
-        }) => agree(&standin, &request, kakao_id, share_email),
-        None if request.prompt_none => request.redirect_error("consent_required"),
+        }) => agree(&standin, &request, kakao_id, share_email, cookie.as_deref()),
         None => consent_page(&standin, &request, None),
     }
 }
@@ -604,8 +755,9 @@ pub(super) async fn consent(standin: StandIn, req: HttpRequest, body: Bytes) -> 
         let mut state = standin.lock();
         chosen_account(&mut state, &form)
     };
+    let cookie = session_cookie(&req);
     match chosen {
-        Ok(kakao_id) => agree(&standin, &request, kakao_id, share_email),
+        Ok(kakao_id) => agree(&standin, &request, kakao_id, share_email, cookie.as_deref()),
         Err(message) => consent_page(&standin, &request, Some((&form, message))),
     }
 }

@@ -1,7 +1,7 @@
 //! Response building shared by the stand-in's handlers: Kakao's JSON and error bodies, redirects,
 //! HTML pages with the stand-in's security headers, form parsing and fault injection.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -193,6 +193,11 @@ impl Params {
     /// The value of `name` unless absent or empty.
     pub(super) fn non_empty(&self, name: &str) -> Option<&str> {
         self.get(name).filter(|v| !v.is_empty())
+    }
+
+    /// Every parameter, sorted by name (the first occurrence of a name, as everywhere).
+    pub(super) fn to_map(&self) -> BTreeMap<String, String> {
+        self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Whether `name` was sent at all (how HTML checkboxes report "checked").

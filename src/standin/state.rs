@@ -68,6 +68,14 @@ pub(super) struct Link {
     pub(super) scopes: BTreeSet<String>,
 }
 
+/// A Kakao Account browser session, named by the `standin_kakao_session` cookie.
+#[derive(Clone, Debug)]
+pub(super) struct Session {
+    pub(super) kakao_id: i64,
+    /// When the person signed in (Unix seconds): the `auth_time` of codes granted in it.
+    pub(super) auth_time: i64,
+}
+
 /// An authorization code waiting to be exchanged.
 #[derive(Clone, Debug)]
 pub(super) struct CodeGrant {
@@ -154,6 +162,10 @@ pub(super) struct State {
     pub(super) oidc: bool,
     /// Sticky fault for the ID tokens the token endpoint answers.
     pub(super) id_token_fault: Option<IdTokenFault>,
+    /// Kakao Account browser sessions by cookie value (an opaque random token).
+    pub(super) sessions: HashMap<String, Session>,
+    /// The query of the last `GET /oauth/authorize`, whatever became of it.
+    pub(super) last_authorize_query: Option<BTreeMap<String, String>>,
 }
 
 impl Default for State {
@@ -176,6 +188,8 @@ impl Default for State {
             previous_key: None,
             oidc: true,
             id_token_fault: None,
+            sessions: HashMap::new(),
+            last_authorize_query: None,
         }
     }
 }
@@ -249,6 +263,23 @@ impl State {
         let code = random_token(64);
         self.codes.insert(code.clone(), grant);
         code
+    }
+
+    /// Start a browser session for `kakao_id` signed in now, ending the one named `previous` (a
+    /// sign-in replaces the browser's session); returns the new cookie value.
+    pub(super) fn start_session(&mut self, kakao_id: i64, previous: Option<&str>) -> String {
+        if let Some(previous) = previous {
+            self.sessions.remove(previous);
+        }
+        let value = random_token(32);
+        self.sessions.insert(
+            value.clone(),
+            Session {
+                kakao_id,
+                auth_time: unix_now(),
+            },
+        );
+        value
     }
 
     /// Issue a refresh token for `kakao_id`, remembering whether refreshes answer an ID token.

@@ -1409,15 +1409,272 @@ async fn auto_consent_for_an_unknown_account_shows_a_stand_in_error_page() {
     assert!(reply.text().contains("42"));
 }
 
-#[actix_web::test]
-async fn prompt_none_without_auto_consent_redirects_with_consent_required() {
-    let h = harness!(StandIn::new(config()));
-    let reply = h.authorize(&[("prompt", "none"), ("state", "p")]).await;
-    assert_eq!(
-        reply.location(),
-        format!(
-            "{REDIRECT}?error=consent_required&error_description=user%20consent%20required.&state=p"
+// ---------------------------------------------------------------- prompt, login_hint, browser session
+
+/// The `standin_kakao_session` cookie a reply sets, if any.
+fn session_set_cookie(reply: &Reply) -> Option<actix_web::cookie::Cookie<'static>> {
+    reply
+        .headers
+        .get_all(header::SET_COOKIE)
+        .filter_map(|v| {
+            actix_web::cookie::Cookie::parse_encoded(v.to_str().unwrap().to_owned()).ok()
+        })
+        .find(|c| c.name() == "standin_kakao_session")
+}
+
+impl<S, R, B> Harness<S, R>
+where
+    S: Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    /// `GET /oauth/authorize` with the valid basics plus `extra`, sending a session cookie.
+    async fn authorize_in_session(&self, session: &str, extra: &[(&str, &str)]) -> Reply {
+        let mut params = vec![
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+        ];
+        params.extend_from_slice(extra);
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&params)
+            .finish();
+        self.send(
+            TestRequest::get()
+                .uri(&self.path(&format!("/oauth/authorize?{query}")))
+                .cookie(actix_web::cookie::Cookie::new(
+                    "standin_kakao_session",
+                    session.to_owned(),
+                )),
         )
+        .await
+    }
+
+    /// Sign in through the consent page as `kakao_id`; the session cookie's value.
+    async fn sign_in(&self, kakao_id: i64, share_email: bool) -> String {
+        let page = self.authorize(&[]).await;
+        let id = kakao_id.to_string();
+        let mut choices = vec![("account", id.as_str()), ("action", "agree")];
+        if share_email {
+            choices.push(("share_email", "on"));
+        }
+        let reply = self.submit_consent(&page, &choices).await;
+        assert!(reply.redirect_params().contains_key("code"));
+        session_set_cookie(&reply).unwrap().value().to_owned()
+    }
+}
+
+#[actix_web::test]
+async fn agreeing_sets_an_httponly_lax_session_cookie_that_does_not_show_the_id() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let page = h.authorize(&[]).await;
+    assert!(session_set_cookie(&page).is_none());
+    let id_text = id.to_string();
+    let reply = h
+        .submit_consent(&page, &[("account", &id_text), ("action", "agree")])
+        .await;
+    let cookie = session_set_cookie(&reply).unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.same_site(), Some(actix_web::cookie::SameSite::Lax));
+    assert_eq!(cookie.path(), Some("/"));
+    assert!(cookie.max_age().is_none(), "a browser-session cookie");
+    assert!(!cookie.value().contains(&id_text));
+    assert!(cookie.value().len() >= 32);
+    assert_eq!(standin.lock().sessions[cookie.value()].kakao_id, id);
+    // Auto-consent signs the browser in too, replacing the session it came with.
+    standin.set_auto_consent(Some(Consent::Agree {
+        kakao_id: id,
+        share_email: true,
+    }));
+    let auto = h.authorize_in_session(cookie.value(), &[]).await;
+    let renewed = session_set_cookie(&auto).unwrap();
+    assert_ne!(renewed.value(), cookie.value());
+    assert!(!standin.lock().sessions.contains_key(cookie.value()));
+    // Cancelling sets none.
+    standin.set_auto_consent(Some(Consent::Cancel));
+    assert!(session_set_cookie(&h.authorize(&[]).await).is_none());
+}
+
+#[actix_web::test]
+async fn prompt_none_without_a_session_is_login_required_even_with_auto_consent() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    standin.set_auto_consent(Some(Consent::Agree {
+        kakao_id: id,
+        share_email: true,
+    }));
+    let h = harness!(standin);
+    let expected = format!(
+        "{REDIRECT}?error=login_required&error_description=user%20authentication%20required.&state=p"
+    );
+    let reply = h.authorize(&[("prompt", "none"), ("state", "p")]).await;
+    assert_eq!(reply.location(), expected);
+    let unknown = h
+        .authorize_in_session("not-a-session", &[("prompt", "none"), ("state", "p")])
+        .await;
+    assert_eq!(unknown.location(), expected);
+    assert!(session_set_cookie(&unknown).is_none());
+}
+
+#[actix_web::test]
+async fn prompt_none_in_a_session_answers_a_code_at_once() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let session = h.sign_in(id, true).await;
+    let auth_time = standin.lock().sessions[&session].auth_time;
+    let reply = h
+        .authorize_in_session(
+            &session,
+            &[("prompt", "none"), ("state", "p"), ("nonce", "nn")],
+        )
+        .await;
+    let params = reply.redirect_params();
+    assert_eq!(params["state"], "p");
+    assert!(session_set_cookie(&reply).is_none(), "the session goes on");
+    let tokens = h.exchange(&params["code"], None).await.json();
+    assert_eq!(tokens["scope"], "account_email openid profile_nickname");
+    let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["sub"], json!(id.to_string()));
+    assert_eq!(claims["nonce"], "nn");
+    assert_eq!(claims["auth_time"].as_i64(), Some(auth_time));
+}
+
+#[actix_web::test]
+async fn prompt_none_is_consent_required_for_an_unlinked_account_or_an_unagreed_item() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let consent_required = format!(
+        "{REDIRECT}?error=consent_required&error_description=user%20consent%20required.&state=p"
+    );
+    let session = h.sign_in(id, false).await;
+    // A plain request does not ask again for the declined optional email...
+    let plain = h
+        .authorize_in_session(&session, &[("prompt", "none"), ("state", "p")])
+        .await;
+    assert!(plain.redirect_params().contains_key("code"));
+    // ...an additional-consent request for it does.
+    let email = h
+        .authorize_in_session(
+            &session,
+            &[
+                ("prompt", "none"),
+                ("scope", "account_email"),
+                ("state", "p"),
+            ],
+        )
+        .await;
+    assert_eq!(email.location(), consent_required);
+    // After an unlink the account is no member any more.
+    let target = id.to_string();
+    h.admin_post(
+        "/v1/user/unlink",
+        ADMIN_KEY,
+        &[("target_id_type", "user_id"), ("target_id", &target)],
+    )
+    .await;
+    let unlinked = h
+        .authorize_in_session(&session, &[("prompt", "none"), ("state", "p")])
+        .await;
+    assert_eq!(unlinked.location(), consent_required);
+}
+
+#[actix_web::test]
+async fn prompt_login_select_account_and_create_show_the_consent_page_with_a_line() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    for (prompt, line) in [
+        ("login", "다시 로그인 (prompt=login)"),
+        ("select_account", "계정 선택 (prompt=select_account)"),
+        ("create", "카카오계정 만들기 (prompt=create)"),
+    ] {
+        let page = h.authorize(&[("prompt", prompt)]).await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        assert!(page.text().contains(line), "{prompt}");
+        let hidden: HashMap<String, String> = hidden_fields(&page.text()).into_iter().collect();
+        assert_eq!(hidden["prompt"], prompt);
+    }
+    let both = h.authorize(&[("prompt", "login,select_account")]).await;
+    assert!(both.text().contains("다시 로그인") && both.text().contains("계정 선택"));
+    assert!(!h.authorize(&[]).await.text().contains("prompt="));
+    // With auto-consent they answer a code like a request without prompt.
+    standin.set_auto_consent(Some(Consent::Agree {
+        kakao_id: id,
+        share_email: true,
+    }));
+    let reply = h.authorize(&[("prompt", "login")]).await;
+    assert!(reply.redirect_params().contains_key("code"));
+}
+
+#[actix_web::test]
+async fn an_unknown_prompt_or_none_with_another_value_is_a_koe001_page() {
+    let h = harness!(StandIn::new(config()));
+    assert_page_error(&h.authorize(&[("prompt", "consent")]).await, "KOE001");
+    assert_page_error(&h.authorize(&[("prompt", "none,login")]).await, "KOE001");
+    assert_eq!(
+        h.authorize(&[("prompt", "login select_account")])
+            .await
+            .status,
+        200
+    );
+}
+
+#[actix_web::test]
+async fn login_hint_prefills_the_new_account_email_and_selects_it() {
+    let standin = StandIn::new(config());
+    let alice_id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let page = h.authorize(&[("login_hint", "ALICE@example.com")]).await;
+    let html = page.text();
+    assert!(html.contains(r#"name="new_email" placeholder="이메일 (없으면 비워 두세요)" value="ALICE@example.com""#), "{html}");
+    assert!(html.contains(r#"value="new" checked"#));
+    assert!(!html.contains(&format!(r#"value="{alice_id}" checked"#)));
+    // Agreeing with the form as shown (what a browser sends) signs in as that email's account.
+    let reply = h
+        .submit_consent(
+            &page,
+            &[
+                ("account", "new"),
+                ("new_email", "ALICE@example.com"),
+                ("share_email", "on"),
+                ("action", "agree"),
+            ],
+        )
+        .await;
+    let code = reply.redirect_params()["code"].clone();
+    let token = h.exchange(&code, None).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        h.user_me(&token).await.json()["id"].as_i64(),
+        Some(alice_id)
+    );
+}
+
+#[actix_web::test]
+async fn every_authorize_query_is_recorded() {
+    let standin = StandIn::new(config());
+    assert!(standin.last_authorize_query().is_none());
+    standin.fail_next(Endpoint::Authorize, Fault::Status(500), 1);
+    let h = harness!(standin.clone());
+    h.authorize(&[("state", "one"), ("prompt", "login")]).await;
+    let query = standin.last_authorize_query().unwrap();
+    assert_eq!(query["state"], "one");
+    assert_eq!(query["prompt"], "login");
+    assert_eq!(query["client_id"], CLIENT_ID);
+    h.authorize_raw(&[("client_id", "nope"), ("nonce", "a b"), ("nonce", "second")])
+        .await;
+    let refused = standin.last_authorize_query().unwrap();
+    assert_eq!(
+        refused.into_iter().collect::<Vec<_>>(),
+        vec![
+            ("client_id".to_owned(), "nope".to_owned()),
+            ("nonce".to_owned(), "a b".to_owned())
+        ]
     );
 }
 
