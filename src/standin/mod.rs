@@ -150,6 +150,8 @@ pub enum Endpoint {
     Unlink,
     /// `GET /.well-known/jwks.json`.
     Jwks,
+    /// `GET /oauth/logout` (Kakao Account logout).
+    AccountLogout,
 }
 
 /// A misbehaviour of the ID tokens the token endpoint answers (and of
@@ -294,6 +296,9 @@ impl StandIn {
         )
         .service(web::resource("/oauth/consent").route(web::post().to(bind(self, oauth::consent))))
         .service(web::resource("/oauth/token").route(web::post().to(bind(self, oauth::token))))
+        .service(
+            web::resource("/oauth/logout").route(web::get().to(bind(self, oauth::account_logout))),
+        )
         .service(
             web::resource("/v2/user/me")
                 .route(web::get().to(bind(self, kapi::user_me)))
@@ -489,6 +494,13 @@ impl StandIn {
         if let Err(err) = keys::key(next) {
             log::error!("stand-in: {err}");
         }
+    }
+
+    /// Register the app's "Logout Redirect URIs" for `GET /oauth/logout` (none by default, so
+    /// every Kakao Account logout is the `KOE007` page until this is called); compared byte for
+    /// byte, like the redirect URIs.
+    pub fn set_logout_redirect_uris(&self, uris: Vec<String>) {
+        self.lock().logout_redirect_uris = uris;
     }
 
     /// The query parameters of the last `GET /oauth/authorize` (every request is recorded, also

@@ -291,28 +291,29 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Validate the authorize parameters the way Kakao does before showing anything.
+/// The `client_id` of a browser request, or the `KOE101` page.
+fn page_client_id(config: &StandInConfig, params: &Params) -> Result<String, PageError> {
+    match params.non_empty("client_id") {
+        None => Err(PageError::setup(
+            "KOE101",
+            "invalid_client",
+            "Not exist client_id [null]".to_owned(),
+        )),
+        Some(id) if id != config.client_id => Err(PageError::setup(
+            "KOE101",
+            "invalid_client",
+            format!("Not exist client_id {id}"),
+        )),
+        Some(id) => Ok(id.to_owned()),
+    }
+}
+
 fn validate(
     config: &StandInConfig,
     oidc: bool,
     params: &Params,
 ) -> Result<AuthorizeRequest, PageError> {
-    let client_id = match params.non_empty("client_id") {
-        None => {
-            return Err(PageError::setup(
-                "KOE101",
-                "invalid_client",
-                "Not exist client_id [null]".to_owned(),
-            ));
-        }
-        Some(id) if id != config.client_id => {
-            return Err(PageError::setup(
-                "KOE101",
-                "invalid_client",
-                format!("Not exist client_id {id}"),
-            ));
-        }
-        Some(id) => id.to_owned(),
-    };
+    let client_id = page_client_id(config, params)?;
     let redirect_uri = match params.non_empty("redirect_uri") {
         Some(uri) if config.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
         other => {
@@ -760,6 +761,63 @@ pub(super) async fn consent(standin: StandIn, req: HttpRequest, body: Bytes) -> 
         Ok(kakao_id) => agree(&standin, &request, kakao_id, share_email, cookie.as_deref()),
         Err(message) => consent_page(&standin, &request, Some((&form, message))),
     }
+}
+
+/// `GET /oauth/logout` (Kakao Account logout): end the browser's Kakao Account session and
+/// `302` to the registered `logout_redirect_uri`, echoing `state` when one was sent. An unknown
+/// `client_id` is the `KOE101` page, an unregistered `logout_redirect_uri` the `KOE007` page
+/// (Kakao's wording of that page is unknown).
+pub(super) async fn account_logout(
+    standin: StandIn,
+    req: HttpRequest,
+    _body: Bytes,
+) -> HttpResponse {
+    let fault = standin.enter(Endpoint::AccountLogout);
+    if let Some(response) = reply::apply_fault(fault.as_ref()).await {
+        return response;
+    }
+    let params = Params::parse(req.query_string().as_bytes());
+    if let Err(page) = page_client_id(standin.config(), &params) {
+        return page.response();
+    }
+    let target = params.non_empty("logout_redirect_uri");
+    let cookie = session_cookie(&req);
+    let registered = {
+        let mut state = standin.lock();
+        let registered = target.filter(|t| state.logout_redirect_uris.iter().any(|r| r == t));
+        if registered.is_some()
+            && let Some(cookie) = &cookie
+        {
+            state.sessions.remove(cookie);
+        }
+        registered
+    };
+    let Some(target) = registered else {
+        return PageError::setup(
+            "KOE007",
+            "invalid_request",
+            format!(
+                "등록하지 않은 로그아웃 리다이렉트 URI를 사용했습니다: {}",
+                target.unwrap_or("[null]")
+            ),
+        )
+        .response();
+    };
+    let echoed: Vec<(&str, &str)> = params
+        .non_empty("state")
+        .map(|state| ("state", state))
+        .into_iter()
+        .collect();
+    let mut response = reply::found(&reply::redirect_target(target, &echoed));
+    let expired = Cookie::build(SESSION_COOKIE, "")
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .finish();
+    if let Err(err) = response.add_removal_cookie(&expired) {
+        log::error!("stand-in: cannot clear the session cookie: {err}");
+    }
+    response
 }
 
 /// Successful `/oauth/token` answer.

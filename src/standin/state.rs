@@ -166,6 +166,8 @@ pub(super) struct State {
     pub(super) sessions: HashMap<String, Session>,
     /// The query of the last `GET /oauth/authorize`, whatever became of it.
     pub(super) last_authorize_query: Option<BTreeMap<String, String>>,
+    /// Registered "Logout Redirect URIs" for `GET /oauth/logout` (compared byte for byte).
+    pub(super) logout_redirect_uris: Vec<String>,
 }
 
 impl Default for State {
@@ -190,6 +192,7 @@ impl Default for State {
             id_token_fault: None,
             sessions: HashMap::new(),
             last_authorize_query: None,
+            logout_redirect_uris: Vec::new(),
         }
     }
 }

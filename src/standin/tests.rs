@@ -1678,6 +1678,113 @@ async fn every_authorize_query_is_recorded() {
     );
 }
 
+// ---------------------------------------------------------------- Kakao Account logout
+
+const LOGOUT_REDIRECT: &str = "http://localhost:8080/auth/kakao/logged-out";
+
+#[actix_web::test]
+async fn account_logout_clears_the_session_and_redirects_with_the_state() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    standin.set_logout_redirect_uris(vec![LOGOUT_REDIRECT.to_owned()]);
+    let h = harness!(standin.clone());
+    let session = h.sign_in(id, true).await;
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", CLIENT_ID),
+            ("logout_redirect_uri", LOGOUT_REDIRECT),
+            ("state", "bye 1"),
+        ])
+        .finish();
+    let reply = h
+        .send(
+            TestRequest::get()
+                .uri(&format!("/oauth/logout?{query}"))
+                .cookie(actix_web::cookie::Cookie::new(
+                    "standin_kakao_session",
+                    session.clone(),
+                )),
+        )
+        .await;
+    assert_eq!(reply.location(), format!("{LOGOUT_REDIRECT}?state=bye%201"));
+    let cleared = session_set_cookie(&reply).unwrap();
+    assert_eq!(cleared.value(), "");
+    assert_eq!(cleared.path(), Some("/"));
+    assert_eq!(
+        cleared.max_age(),
+        Some(actix_web::cookie::time::Duration::ZERO)
+    );
+    assert!(standin.lock().sessions.is_empty());
+    // The old cookie no longer signs in silently.
+    let silent = h
+        .authorize_in_session(&session, &[("prompt", "none"), ("state", "p")])
+        .await;
+    assert_eq!(silent.redirect_params()["error"], "login_required");
+    // Without a state (and without a cookie) there is no state parameter.
+    let plain = h
+        .get(&format!(
+            "/oauth/logout?client_id={CLIENT_ID}&logout_redirect_uri={}",
+            super::reply::percent_encode(LOGOUT_REDIRECT)
+        ))
+        .await;
+    assert_eq!(plain.location(), LOGOUT_REDIRECT);
+    assert_eq!(standin.hits(Endpoint::AccountLogout), 2);
+    // The link and the tokens are not touched: only the browser session ends.
+    assert!(standin.lock().links.contains_key(&id));
+}
+
+#[actix_web::test]
+async fn account_logout_to_an_unregistered_uri_is_a_koe007_page() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let session = h.sign_in(id, true).await;
+    let url = format!(
+        "/oauth/logout?client_id={CLIENT_ID}&logout_redirect_uri={}&state=s",
+        super::reply::percent_encode(LOGOUT_REDIRECT)
+    );
+    // None is registered by default.
+    assert_page_error(&h.get(&url).await, "KOE007");
+    standin.set_logout_redirect_uris(vec![format!("{LOGOUT_REDIRECT}/")]);
+    let reply = h
+        .send(
+            TestRequest::get()
+                .uri(&url)
+                .cookie(actix_web::cookie::Cookie::new(
+                    "standin_kakao_session",
+                    session.clone(),
+                )),
+        )
+        .await;
+    assert_page_error(&reply, "KOE007");
+    assert!(session_set_cookie(&reply).is_none());
+    assert!(standin.lock().sessions.contains_key(&session));
+    let missing = h.get(&format!("/oauth/logout?client_id={CLIENT_ID}")).await;
+    assert_page_error(&missing, "KOE007");
+}
+
+#[actix_web::test]
+async fn account_logout_with_an_unknown_client_is_a_koe101_page_and_takes_faults() {
+    let standin = StandIn::new(config());
+    standin.set_logout_redirect_uris(vec![LOGOUT_REDIRECT.to_owned()]);
+    let h = harness!(standin.clone());
+    let target = super::reply::percent_encode(LOGOUT_REDIRECT);
+    let reply = h
+        .get(&format!(
+            "/oauth/logout?client_id=nope&logout_redirect_uri={target}"
+        ))
+        .await;
+    assert_page_error(&reply, "KOE101");
+    standin.fail_next(Endpoint::AccountLogout, Fault::Status(503), 1);
+    let faulted = h
+        .get(&format!(
+            "/oauth/logout?client_id={CLIENT_ID}&logout_redirect_uri={target}"
+        ))
+        .await;
+    assert_eq!(faulted.status, 503);
+    assert_eq!(standin.hits(Endpoint::AccountLogout), 2);
+}
+
 // ---------------------------------------------------------------- faults and hits
 
 #[actix_web::test]
