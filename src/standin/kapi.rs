@@ -1,5 +1,6 @@
 //! The kapi side of the stand-in: `/v2/user/me`, `/v1/user/access_token_info`,
-//! `/v1/user/logout` and `/v1/user/unlink`, with Bearer-token and `KakaoAK` admin-key auth.
+//! `/v1/user/logout`, `/v1/user/unlink` and `/v2/user/scopes`, with Bearer-token and `KakaoAK`
+//! admin-key auth.
 
 use std::time::Duration;
 
@@ -10,7 +11,9 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 
 use super::reply::{self, KapiError, Params};
-use super::state::{SCOPE_EMAIL, SCOPE_NICKNAME, State, TokenProblem};
+use super::state::{
+    SCOPE_EMAIL, SCOPE_NICKNAME, SCOPE_OPENID, State, TokenProblem, configured_scopes,
+};
 use super::{Endpoint, Fault, StandIn, StandInConfig};
 
 /// Who is calling, once authenticated.
@@ -297,6 +300,105 @@ pub(super) async fn unlink(standin: StandIn, req: HttpRequest, body: Bytes) -> H
     };
     match result {
         Ok(id) => reply::json(200, &IdOnly { id }),
+        Err(err) => err.response(),
+    }
+}
+
+/// One consent item of `/v2/user/scopes`.
+#[derive(Clone, Debug, Serialize)]
+struct ScopeInfo {
+    id: &'static str,
+    display_name: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    using: bool,
+    agreed: bool,
+    /// Present only for an agreed item (as Kakao documents).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revocable: Option<bool>,
+}
+
+/// `/v2/user/scopes` answer.
+#[derive(Clone, Debug, Serialize)]
+struct ScopesAnswer {
+    id: i64,
+    scopes: Vec<ScopeInfo>,
+}
+
+/// How `/v2/user/scopes` describes a configured item: display name, type, and whether it can be
+/// revoked once agreed. The nickname is the app's required item (not revocable), the email an
+/// optional one (revocable). Kakao's display name and type for `openid` are not documented: the
+/// stand-in says "OpenID Connect", PRIVACY, not revocable.
+fn scope_catalogue(id: &str) -> Option<(&'static str, &'static str, bool)> {
+    match id {
+        SCOPE_NICKNAME => Some(("닉네임", "PRIVACY", false)),
+        SCOPE_EMAIL => Some(("카카오계정(이메일)", "PRIVACY", true)),
+        SCOPE_OPENID => Some(("OpenID Connect", "PRIVACY", false)),
+        _ => None,
+    }
+}
+
+/// The `/v2/user/scopes` body for a linked user: every configured item (or those `filter`
+/// names; ids the app has not configured are left out: Kakao's answer for them is unknown).
+fn scopes_body(
+    state: &State,
+    kakao_id: i64,
+    filter: Option<&[String]>,
+) -> Result<ScopesAnswer, KapiError> {
+    let link = state
+        .links
+        .get(&kakao_id)
+        .ok_or_else(KapiError::not_registered)?;
+    let scopes = configured_scopes(state.oidc)
+        .into_iter()
+        .filter(|id| filter.is_none_or(|f| f.iter().any(|w| w == id)))
+        .filter_map(|id| {
+            let (display_name, kind, revocable) = scope_catalogue(id)?;
+            let agreed = link.scopes.contains(id);
+            Some(ScopeInfo {
+                id,
+                display_name,
+                kind,
+                using: true,
+                agreed,
+                revocable: agreed.then_some(revocable),
+            })
+        })
+        .collect();
+    Ok(ScopesAnswer {
+        id: kakao_id,
+        scopes,
+    })
+}
+
+/// The optional `scopes` parameter: a JSON array of item ids, or -2 when it is not one.
+fn scope_filter(params: &Params) -> Result<Option<Vec<String>>, KapiError> {
+    params
+        .non_empty("scopes")
+        .map(|raw| {
+            serde_json::from_str::<Vec<String>>(raw).map_err(|_| {
+                KapiError::new(400, -2, "scopes must be a JSON array of consent item ids.")
+            })
+        })
+        .transpose()
+}
+
+/// `GET /v2/user/scopes`: the consent items and what the user agreed to, by token or admin key.
+pub(super) async fn scopes(standin: StandIn, req: HttpRequest, body: Bytes) -> HttpResponse {
+    let fault = standin.enter(Endpoint::Scopes);
+    if let Some(response) = reply::apply_fault(fault.as_ref()).await {
+        return response;
+    }
+    let params = request_params(&req, &body);
+    let result = {
+        let state = standin.lock();
+        authenticate(standin.config(), &state, &req, &params, true).and_then(|caller| {
+            let filter = scope_filter(&params)?;
+            scopes_body(&state, caller.kakao_id(), filter.as_deref())
+        })
+    };
+    match result {
+        Ok(answer) => reply::json(200, &answer),
         Err(err) => err.response(),
     }
 }

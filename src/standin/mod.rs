@@ -152,6 +152,8 @@ pub enum Endpoint {
     Jwks,
     /// `GET /oauth/logout` (Kakao Account logout).
     AccountLogout,
+    /// `GET /v2/user/scopes`.
+    Scopes,
 }
 
 /// A misbehaviour of the ID tokens the token endpoint answers (and of
@@ -310,6 +312,7 @@ impl StandIn {
         )
         .service(web::resource("/v1/user/logout").route(web::post().to(bind(self, kapi::logout))))
         .service(web::resource("/v1/user/unlink").route(web::post().to(bind(self, kapi::unlink))))
+        .service(web::resource("/v2/user/scopes").route(web::get().to(bind(self, kapi::scopes))))
         .service(
             web::resource("/.well-known/jwks.json").route(web::get().to(bind(self, oidc::jwks))),
         )

@@ -1785,6 +1785,172 @@ async fn account_logout_with_an_unknown_client_is_a_koe101_page_and_takes_faults
     assert_eq!(standin.hits(Endpoint::AccountLogout), 2);
 }
 
+// ---------------------------------------------------------------- consent items
+
+impl<S, R, B> Harness<S, R>
+where
+    S: Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    async fn admin_get(&self, path_and_query: &str, key: &str) -> Reply {
+        self.send(
+            TestRequest::get()
+                .uri(&self.path(path_and_query))
+                .insert_header((header::AUTHORIZATION, format!("KakaoAK {key}"))),
+        )
+        .await
+    }
+}
+
+fn nickname_item() -> Value {
+    json!({"id":"profile_nickname","display_name":"닉네임","type":"PRIVACY","using":true,"agreed":true,"revocable":false})
+}
+
+#[actix_web::test]
+async fn scopes_with_a_token_lists_every_configured_item_and_what_was_agreed() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let tokens = h.login(id, false).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let reply = h
+        .with_bearer(TestRequest::get().uri("/v2/user/scopes"), token)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.assert_kakao_json();
+    assert_eq!(
+        reply.json(),
+        json!({"id": id, "scopes": [
+            nickname_item(),
+            {"id":"account_email","display_name":"카카오계정(이메일)","type":"PRIVACY","using":true,"agreed":false},
+            {"id":"openid","display_name":"OpenID Connect","type":"PRIVACY","using":true,"agreed":true,"revocable":false}
+        ]})
+    );
+    // Consents accumulate: after agreeing to the email it is agreed and revocable.
+    let more = h.auto_login(id, true, &[("scope", "account_email")]).await;
+    let reply = h
+        .with_bearer(
+            TestRequest::get().uri("/v2/user/scopes"),
+            more["access_token"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(
+        reply.json()["scopes"][1],
+        json!({"id":"account_email","display_name":"카카오계정(이메일)","type":"PRIVACY","using":true,"agreed":true,"revocable":true})
+    );
+    // While OIDC is off, openid is not an item.
+    standin.set_oidc(false);
+    let off = h
+        .with_bearer(TestRequest::get().uri("/v2/user/scopes"), token)
+        .await
+        .json();
+    assert_eq!(off["scopes"].as_array().unwrap().len(), 2);
+    assert_eq!(standin.hits(Endpoint::Scopes), 3);
+}
+
+#[actix_web::test]
+async fn scopes_with_the_admin_key_and_a_filter() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    standin.issue_access_token(id);
+    let filter = super::reply::percent_encode(r#"["profile_nickname","friends"]"#);
+    let reply = h
+        .admin_get(
+            &format!("/v2/user/scopes?target_id_type=user_id&target_id={id}&scopes={filter}"),
+            ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), json!({"id": id, "scopes": [nickname_item()]}));
+    let all = h
+        .admin_get(
+            &format!("/v2/user/scopes?target_id_type=user_id&target_id={id}"),
+            ADMIN_KEY,
+        )
+        .await
+        .json();
+    assert_eq!(all["scopes"].as_array().unwrap().len(), 3);
+    assert_eq!(all["scopes"][1]["agreed"], true);
+    let bad_filter = h
+        .admin_get(
+            &format!("/v2/user/scopes?target_id_type=user_id&target_id={id}&scopes=account_email"),
+            ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(
+        (bad_filter.status, bad_filter.json()["code"].clone()),
+        (400, json!(-2))
+    );
+}
+
+#[actix_web::test]
+async fn scopes_errors_are_the_kapi_ones() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let stranger = standin.add_user(bob());
+    let h = harness!(standin.clone());
+    let token = standin.issue_access_token(id);
+    let wrong_key = h
+        .admin_get(
+            &format!("/v2/user/scopes?target_id_type=user_id&target_id={id}"),
+            "not-the-admin-key",
+        )
+        .await;
+    assert_eq!(
+        (wrong_key.status, wrong_key.json()["code"].clone()),
+        (401, json!(-401))
+    );
+    let bad_token = h
+        .with_bearer(TestRequest::get().uri("/v2/user/scopes"), "nope")
+        .await;
+    assert_eq!(
+        bad_token.json(),
+        json!({"msg":"this access token does not exist","code":-401})
+    );
+    let unlinked = h
+        .admin_get(
+            &format!("/v2/user/scopes?target_id_type=user_id&target_id={stranger}"),
+            ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(
+        (unlinked.status, unlinked.json()),
+        (400, json!({"msg":"NotRegisteredUserException","code":-101}))
+    );
+    let unknown = h
+        .admin_get(
+            "/v2/user/scopes?target_id_type=user_id&target_id=4100000000000009999",
+            ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(unknown.json()["code"], -101);
+    let no_target = h.admin_get("/v2/user/scopes", ADMIN_KEY).await;
+    assert_eq!(
+        (no_target.status, no_target.json()["code"].clone()),
+        (400, json!(-2))
+    );
+    let no_id = h
+        .admin_get("/v2/user/scopes?target_id_type=user_id", ADMIN_KEY)
+        .await;
+    assert_eq!(no_id.json()["code"], -2);
+    // A token of a user who unlinked since is -101.
+    h.with_bearer(TestRequest::post().uri("/v1/user/unlink"), &token)
+        .await;
+    let after = h
+        .with_bearer(TestRequest::get().uri("/v2/user/scopes"), &token)
+        .await;
+    assert_eq!(after.json()["code"], -101);
+    standin.set_fault(
+        Endpoint::Scopes,
+        Some(Fault::KapiError {
+            status: 500,
+            code: -1,
+        }),
+    );
+    assert_eq!(h.get("/v2/user/scopes").await.json()["code"], -1);
+}
+
 // ---------------------------------------------------------------- faults and hits
 
 #[actix_web::test]
