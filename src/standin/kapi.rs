@@ -1,6 +1,6 @@
 //! The kapi side of the stand-in: `/v2/user/me`, `/v1/user/access_token_info`,
-//! `/v1/user/logout`, `/v1/user/unlink` and `/v2/user/scopes`, with Bearer-token and `KakaoAK`
-//! admin-key auth.
+//! `/v1/user/logout`, `/v1/user/unlink`, `/v2/user/scopes` and `/v1/user/ids`, with Bearer-token
+//! and `KakaoAK` admin-key auth.
 
 use std::time::Duration;
 
@@ -399,6 +399,115 @@ pub(super) async fn scopes(standin: StandIn, req: HttpRequest, body: Bytes) -> H
     };
     match result {
         Ok(answer) => reply::json(200, &answer),
+        Err(err) => err.response(),
+    }
+}
+
+/// `/v1/user/ids` answer. `total_count` is deprecated on Kakao but still sent; the page URLs are
+/// `null` when there is no such page.
+#[derive(Clone, Debug, Serialize)]
+struct UserIds {
+    elements: Vec<i64>,
+    total_count: usize,
+    before_url: Option<String>,
+    after_url: Option<String>,
+}
+
+/// `-2` for a bad `/v1/user/ids` parameter (Kakao's wording is unknown).
+fn bad_ids_parameter(what: &str) -> KapiError {
+    KapiError::new(400, -2, format!("invalid parameter: {what}"))
+}
+
+/// Whether the request carries `Authorization: KakaoAK <the admin key>`.
+fn has_admin_key(config: &StandInConfig, req: &HttpRequest) -> bool {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
+    scheme.eq_ignore_ascii_case("KakaoAK")
+        && config
+            .admin_key
+            .as_deref()
+            .is_some_and(|key| key == credential.trim())
+}
+
+/// One page of the linked users' ids. `from_id` is exclusive (a page's `after_url` names its last
+/// id); Kakao does not say. `before_url` lists the ids before this page's first one, nearest
+/// first, so it reverses `order`; it is `null` for an empty page.
+fn user_ids_page(state: &State, params: &Params) -> Result<UserIds, KapiError> {
+    let limit = match params.non_empty("limit") {
+        None => 100,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| bad_ids_parameter("limit must be 1-100"))?,
+    };
+    let ascending = match params.non_empty("order") {
+        None | Some("asc") => true,
+        Some("desc") => false,
+        Some(_) => return Err(bad_ids_parameter("order must be asc or desc")),
+    };
+    let from_id = params
+        .non_empty("from_id")
+        .map(|raw| raw.parse::<i64>())
+        .transpose()
+        .map_err(|_| bad_ids_parameter("from_id must be a user id"))?;
+    let mut ids: Vec<i64> = state.links.keys().copied().collect();
+    ids.sort_unstable();
+    if !ascending {
+        ids.reverse();
+    }
+    let after = |id: i64, anchor: i64, asc: bool| if asc { id > anchor } else { id < anchor };
+    let rest: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| from_id.is_none_or(|from| after(*id, from, ascending)))
+        .collect();
+    let elements: Vec<i64> = rest.iter().copied().take(limit).collect();
+    let url = |order: &str, from: i64| {
+        format!(
+            "{}/v1/user/ids?limit={limit}&order={order}&from_id={from}",
+            state.issuer
+        )
+    };
+    let (order, opposite) = if ascending {
+        ("asc", "desc")
+    } else {
+        ("desc", "asc")
+    };
+    let after_url = elements
+        .last()
+        .filter(|_| rest.len() > elements.len())
+        .map(|last| url(order, *last));
+    let before_url = elements
+        .first()
+        .filter(|first| ids.iter().any(|id| after(*id, **first, !ascending)))
+        .map(|first| url(opposite, *first));
+    Ok(UserIds {
+        elements,
+        total_count: ids.len(),
+        before_url,
+        after_url,
+    })
+}
+
+/// `GET /v1/user/ids`: the ids of the users linked to the app, admin key only. Without the right
+/// admin key: `401 {"msg":"wrong admin key","code":-401}` (Kakao's exact message is unknown).
+pub(super) async fn user_ids(standin: StandIn, req: HttpRequest, _body: Bytes) -> HttpResponse {
+    let fault = standin.enter(Endpoint::UserIds);
+    if let Some(response) = reply::apply_fault(fault.as_ref()).await {
+        return response;
+    }
+    if !has_admin_key(standin.config(), &req) {
+        return KapiError::new(401, -401, "wrong admin key").response();
+    }
+    let params = Params::parse(req.query_string().as_bytes());
+    let result = user_ids_page(&standin.lock(), &params);
+    match result {
+        Ok(page) => reply::json(200, &page),
         Err(err) => err.response(),
     }
 }

@@ -154,6 +154,8 @@ pub enum Endpoint {
     AccountLogout,
     /// `GET /v2/user/scopes`.
     Scopes,
+    /// `GET /v1/user/ids`.
+    UserIds,
 }
 
 /// A misbehaviour of the ID tokens the token endpoint answers (and of
@@ -313,6 +315,7 @@ impl StandIn {
         .service(web::resource("/v1/user/logout").route(web::post().to(bind(self, kapi::logout))))
         .service(web::resource("/v1/user/unlink").route(web::post().to(bind(self, kapi::unlink))))
         .service(web::resource("/v2/user/scopes").route(web::get().to(bind(self, kapi::scopes))))
+        .service(web::resource("/v1/user/ids").route(web::get().to(bind(self, kapi::user_ids))))
         .service(
             web::resource("/.well-known/jwks.json").route(web::get().to(bind(self, oidc::jwks))),
         )

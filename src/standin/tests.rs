@@ -1951,6 +1951,125 @@ async fn scopes_errors_are_the_kapi_ones() {
     assert_eq!(h.get("/v2/user/scopes").await.json()["code"], -1);
 }
 
+// ---------------------------------------------------------------- user ids
+
+#[actix_web::test]
+async fn user_ids_lists_linked_users_with_the_admin_key() {
+    let standin = StandIn::new(config());
+    let ids: Vec<i64> = (0..3).map(|_| standin.add_user(alice())).collect();
+    let unlinked = standin.add_user(bob());
+    for id in &ids {
+        standin.issue_access_token(*id);
+    }
+    standin.set_issuer("http://localhost:8080/_kakao");
+    let h = harness!(standin.clone());
+    let reply = h.admin_get("/v1/user/ids", ADMIN_KEY).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.assert_kakao_json();
+    assert_eq!(
+        reply.json(),
+        json!({"elements": ids, "total_count": 3, "before_url": null, "after_url": null})
+    );
+    assert!(!reply.text().contains(&unlinked.to_string()));
+    assert!(
+        reply.text().contains(&format!("[{},", ids[0])),
+        "ids are integers"
+    );
+    let desc = h
+        .admin_get("/v1/user/ids?order=desc", ADMIN_KEY)
+        .await
+        .json();
+    assert_eq!(desc["elements"], json!([ids[2], ids[1], ids[0]]));
+    assert_eq!(standin.hits(Endpoint::UserIds), 2);
+}
+
+#[actix_web::test]
+async fn user_ids_pages_with_limit_and_from_id() {
+    let standin = StandIn::new(config());
+    let ids: Vec<i64> = (0..3).map(|_| standin.add_user(alice())).collect();
+    for id in &ids {
+        standin.issue_access_token(*id);
+    }
+    standin.set_issuer("http://localhost:8080/_kakao");
+    let h = harness!(standin.clone());
+    let base = "http://localhost:8080/_kakao";
+    let first = h.admin_get("/v1/user/ids?limit=2", ADMIN_KEY).await.json();
+    assert_eq!(first["elements"], json!([ids[0], ids[1]]));
+    assert_eq!(first["total_count"], 3);
+    assert_eq!(first["before_url"], Value::Null);
+    let after = format!("{base}/v1/user/ids?limit=2&order=asc&from_id={}", ids[1]);
+    assert_eq!(first["after_url"], after.as_str());
+    let second = h
+        .admin_get(after.strip_prefix(base).unwrap(), ADMIN_KEY)
+        .await
+        .json();
+    assert_eq!(second["elements"], json!([ids[2]]));
+    assert_eq!(second["after_url"], Value::Null);
+    let before = format!("{base}/v1/user/ids?limit=2&order=desc&from_id={}", ids[2]);
+    assert_eq!(second["before_url"], before.as_str());
+    let back = h
+        .admin_get(before.strip_prefix(base).unwrap(), ADMIN_KEY)
+        .await
+        .json();
+    assert_eq!(back["elements"], json!([ids[1], ids[0]]));
+    let past_the_end = h
+        .admin_get(&format!("/v1/user/ids?from_id={}", ids[2]), ADMIN_KEY)
+        .await
+        .json();
+    assert_eq!(past_the_end["elements"], json!([]));
+}
+
+#[actix_web::test]
+async fn user_ids_needs_the_admin_key_and_valid_parameters() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let token = standin.issue_access_token(id);
+    let h = harness!(standin.clone());
+    let wrong_key = json!({"msg":"wrong admin key","code":-401});
+    let wrong = h.admin_get("/v1/user/ids", "not-the-admin-key").await;
+    assert_eq!((wrong.status, wrong.json()), (401, wrong_key.clone()));
+    let missing = h.get("/v1/user/ids").await;
+    assert_eq!((missing.status, missing.json()), (401, wrong_key.clone()));
+    let bearer = h
+        .with_bearer(TestRequest::get().uri("/v1/user/ids"), &token)
+        .await;
+    assert_eq!(bearer.json(), wrong_key);
+    for query in [
+        "limit=0",
+        "limit=101",
+        "limit=ten",
+        "order=up",
+        "from_id=abc",
+    ] {
+        let reply = h
+            .admin_get(&format!("/v1/user/ids?{query}"), ADMIN_KEY)
+            .await;
+        assert_eq!(
+            (reply.status, reply.json()["code"].clone()),
+            (400, json!(-2)),
+            "{query}"
+        );
+    }
+    let no_admin_key = harness!(StandIn::new(StandInConfig {
+        admin_key: None,
+        ..config()
+    }));
+    assert_eq!(
+        no_admin_key.admin_get("/v1/user/ids", "").await.json(),
+        wrong_key
+    );
+    standin.set_fault(
+        Endpoint::UserIds,
+        Some(Fault::KapiError {
+            status: 429,
+            code: -10,
+        }),
+    );
+    let limited = h.admin_get("/v1/user/ids", ADMIN_KEY).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.json()["msg"], "API limit has been exceeded.");
+}
+
 // ---------------------------------------------------------------- faults and hits
 
 #[actix_web::test]
