@@ -1,12 +1,29 @@
 //! A faithful local stand-in ("fake") for Kakao's OAuth server (kauth) and user API (kapi), used by
 //! the tests and by the dev server.
 //!
-//! It serves Kakao's paths (`/oauth/authorize`, `/oauth/token`, `/v2/user/me`,
-//! `/v1/user/access_token_info`, `/v1/user/logout`, `/v1/user/unlink`) with Kakao's JSON shapes
-//! and error bodies, plus a Korean consent page (`POST /oauth/consent`) where a person picks or
-//! types a test Kakao account. Tests steer it through [`StandIn`]: add accounts, skip the consent
-//! page, inject faults per endpoint, count hits, mint or expire tokens and inspect logouts and
-//! unlinks. The behaviour follows `kakao-api.md` (sections 1-6 and 10); where Kakao's exact answer
+//! It serves Kakao's paths with Kakao's JSON shapes and error bodies:
+//!
+//! * kauth: `GET /oauth/authorize` (with `state`, PKCE, `scope`, `nonce`, `prompt` and
+//!   `login_hint`), `POST /oauth/token` (code and refresh grants, answering an RS256 `id_token`
+//!   while OpenID Connect is on), `GET /oauth/logout` (Kakao Account logout),
+//!   `GET /.well-known/jwks.json` and `GET /.well-known/openid-configuration`;
+//! * kapi: `/v2/user/me`, `/v1/user/access_token_info`, `/v1/user/logout`, `/v1/user/unlink`,
+//!   `GET /v2/user/scopes` and `GET /v1/user/ids` (admin key only);
+//! * plus a Korean consent page (`POST /oauth/consent`) where a person picks or types a test
+//!   Kakao account. Agreeing signs the browser in with a `standin_kakao_session` cookie, the
+//!   Kakao Account session that `prompt=none` relies on and `/oauth/logout` ends.
+//!
+//! Tests steer it through [`StandIn`]: add accounts, skip the consent page
+//! ([`StandIn::set_auto_consent`]), inject faults per [`Endpoint`] and into ID tokens
+//! ([`StandIn::set_id_token_fault`]), count hits, mint or expire access tokens, mint ID tokens
+//! ([`StandIn::mint_id_token`]), turn OpenID Connect off ([`StandIn::set_oidc`]), set the issuer
+//! ([`StandIn::set_issuer`]), rotate the signing key ([`StandIn::rotate_signing_key`]), register
+//! logout redirect URIs ([`StandIn::set_logout_redirect_uris`]) and inspect authorize requests,
+//! logouts and unlinks.
+//!
+//! Signing keys are RSA 2048, generated at run time into one pool that every stand-in in the
+//! process shares (see `keys.rs`); none is ever committed. The behaviour follows `kakao-api.md`
+//! (sections 1-8 and 10) and `kakao-api-2026-12.md` (sections 1.1-1.5); where Kakao's exact answer
 //! is unknown, the code says so next to the choice it made.
 
 mod kapi;
@@ -36,7 +53,8 @@ pub struct StandInConfig {
     pub client_secret: Option<String>,
     /// The app id `access_token_info` reports.
     pub app_id: i64,
-    /// Accepted as `Authorization: KakaoAK <key>` by logout, unlink and user/me.
+    /// Accepted as `Authorization: KakaoAK <key>` by logout, unlink, user/me and user/scopes, and
+    /// required by user/ids.
     pub admin_key: Option<String>,
     /// Registered redirect URIs (compared byte for byte).
     pub redirect_uris: Vec<String>,
@@ -293,7 +311,9 @@ impl StandIn {
     }
 
     /// Register every route on `cfg` at Kakao's paths (plus `POST /oauth/consent` for the consent
-    /// form). It may be mounted under a scope; its pages only use relative links.
+    /// form). It may be mounted under a scope; its pages only use relative links, but the ID
+    /// tokens' `iss` and the discovery document need [`StandIn::set_issuer`] with the public base
+    /// it is mounted at.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::resource("/oauth/authorize").route(web::get().to(bind(self, oauth::authorize))),
@@ -325,9 +345,10 @@ impl StandIn {
         );
     }
 
-    /// Start a stand-in alone on `127.0.0.1:0` with one worker (for tests). Call it from an actix
-    /// runtime (`#[actix_web::test]`, `#[actix_web::main]`): the server future is spawned on the
-    /// current thread's local task set and runs until `handle.stop(..)` or the runtime ends.
+    /// Start a stand-in alone on `127.0.0.1:0` with one worker (for tests), its issuer set to its
+    /// `base_url`. Call it from an actix runtime (`#[actix_web::test]`, `#[actix_web::main]`): the
+    /// server future is spawned on the current thread's local task set and runs until
+    /// `handle.stop(..)` or the runtime ends.
     pub async fn start(config: StandInConfig) -> std::io::Result<RunningStandIn> {
         let standin = StandIn::new(config);
         let for_server = standin.clone();
@@ -399,8 +420,9 @@ impl StandIn {
     }
 
     /// Mint a valid access token for a Kakao id directly (for API tests that skip the browser
-    /// flow). A user not linked yet is linked as if they agreed to every item (nickname and
-    /// email); an id [`StandIn::add_user`] never returned gets a token that answers -101.
+    /// flow). A user not linked yet is linked as if they agreed to every item (nickname, email,
+    /// and `openid` while OpenID Connect is on); an id [`StandIn::add_user`] never returned gets a
+    /// token that answers -101.
     pub fn issue_access_token(&self, kakao_id: i64) -> String {
         let mut state = self.lock();
         link_fully(&mut state, kakao_id);

@@ -1,5 +1,7 @@
 //! Tests for the Kakao stand-in: authorize validation, the consent form, token exchange, the kapi
-//! endpoints, every fault kind, hit counting, auto-consent and running it on a real socket.
+//! endpoints, every fault kind, hit counting, auto-consent, OpenID Connect (JWKS, discovery, ID
+//! tokens and their faults), prompt and the browser session, Kakao Account logout, consent items,
+//! user ids and running it on a real socket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -2299,6 +2301,23 @@ async fn start_serves_the_stand_in_on_a_local_port() {
     let body: Value = serde_json::from_slice(&resp.body().await.unwrap()).unwrap();
     assert_eq!(body["id"].as_i64(), Some(id));
     assert_eq!(running.standin.hits(Endpoint::UserMe), 1);
+    // Its issuer is its own base URL, so discovery points back at it.
+    let mut resp = client
+        .get(format!(
+            "{}/.well-known/openid-configuration",
+            running.base_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    let discovery: Value = serde_json::from_slice(&resp.body().await.unwrap()).unwrap();
+    assert_eq!(discovery["issuer"], running.base_url.as_str());
+    assert_eq!(
+        discovery["jwks_uri"],
+        format!("{}/.well-known/jwks.json", running.base_url)
+    );
+    let id_token = running.standin.mint_id_token(id, CLIENT_ID, None);
+    assert_eq!(jwt_part(&id_token, 1)["iss"], running.base_url.as_str());
     running.handle.stop(true).await;
 }
 
