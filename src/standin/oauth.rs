@@ -25,7 +25,7 @@ use super::{Consent, Endpoint, Fault, StandIn, StandInConfig, TestUser};
 const DENIED_DESCRIPTION: &str = "User denied access";
 /// The cookie naming the browser's Kakao Account session (its value is an opaque token the
 /// state maps to the account).
-pub(super) const SESSION_COOKIE: &str = "standin_kakao_session";
+const SESSION_COOKIE: &str = "standin_kakao_session";
 /// The `prompt` values Kakao documents.
 const PROMPTS: [&str; 4] = ["login", "none", "create", "select_account"];
 
@@ -53,7 +53,8 @@ pub(super) struct AuthorizeRequest {
 
 impl AuthorizeRequest {
     /// Whether the email item must be agreed: only when the request asks for the email alone
-    /// (an additional-consent request for exactly that item). On a first sign-in the stand-in
+    /// (an additional-consent request for exactly that item, `openid` allowed beside it, as
+    /// Kakao asks OIDC apps to add). On a first sign-in the stand-in
     /// app has email as an optional item, so a person can decline it, as on Kakao.
     fn email_required(&self) -> bool {
         self.scope.is_some()
@@ -290,7 +291,6 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Validate the authorize parameters the way Kakao does before showing anything.
 /// The `client_id` of a browser request, or the `KOE101` page.
 fn page_client_id(config: &StandInConfig, params: &Params) -> Result<String, PageError> {
     match params.non_empty("client_id") {
@@ -308,6 +308,7 @@ fn page_client_id(config: &StandInConfig, params: &Params) -> Result<String, Pag
     }
 }
 
+/// Validate the authorize parameters the way Kakao does before showing anything.
 fn validate(
     config: &StandInConfig,
     oidc: bool,
