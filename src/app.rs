@@ -17,7 +17,7 @@ use crate::auth::backend::SessionBackend;
 use crate::auth::ratelimit::Limits;
 use crate::config::{Secret, Settings};
 use crate::db::{self, DbPool};
-use crate::kakao::{KakaoClient, KakaoConfig};
+use crate::kakao::{KakaoClient, KakaoConfig, OidcConfig};
 use crate::redis_store::RedisStore;
 use crate::standin::{StandIn, StandInConfig};
 use crate::state::AppState;
@@ -154,49 +154,74 @@ impl Application {
 
 /// The Kakao URLs and credentials in use, and the stand-in when it plays Kakao.
 fn kakao_setup(settings: &Settings, addr: SocketAddr) -> (KakaoConfig, Option<StandIn>) {
-    let connect_timeout = Duration::from_millis(settings.kakao_connect_timeout_ms);
-    let timeout = Duration::from_millis(settings.kakao_timeout_ms);
-    let redirect_uri = settings.redirect_uri();
-    if settings.uses_standin() {
-        let secret = crate::token::random_token();
-        let admin_key = crate::token::random_token();
-        let standin = StandIn::new(StandInConfig {
-            client_id: STANDIN_CLIENT_ID.to_owned(),
-            client_secret: Some(secret.clone()),
-            app_id: STANDIN_APP_ID,
-            admin_key: Some(admin_key.clone()),
-            redirect_uris: vec![redirect_uri.clone()],
-        });
-        // The browser reaches the stand-in through PUBLIC_URL; the server calls it directly on
-        // the address it is bound to.
-        let back_channel = format!("http://{addr}{STANDIN_PREFIX}");
-        let config = KakaoConfig {
-            authorize_url: format!("{}{STANDIN_PREFIX}/oauth/authorize", settings.public_url),
-            token_url: format!("{back_channel}/oauth/token"),
-            api_base_url: back_channel,
-            client_id: STANDIN_CLIENT_ID.to_owned(),
-            client_secret: Some(Secret::new(secret)),
-            redirect_uri,
-            admin_key: Some(Secret::new(admin_key)),
-            app_id: Some(STANDIN_APP_ID),
-            connect_timeout,
-            timeout,
-        };
-        return (config, Some(standin));
+    if !settings.uses_standin() {
+        return (kakao_config(settings), None);
     }
+    let secret = crate::token::random_token();
+    let admin_key = crate::token::random_token();
+    let standin = StandIn::new(StandInConfig {
+        client_id: STANDIN_CLIENT_ID.to_owned(),
+        client_secret: Some(secret.clone()),
+        app_id: STANDIN_APP_ID,
+        admin_key: Some(admin_key.clone()),
+        redirect_uris: vec![settings.redirect_uri()],
+    });
+    // The browser reaches the stand-in through PUBLIC_URL; the server calls it directly on
+    // the address it is bound to.
+    let back_channel = format!("http://{addr}{STANDIN_PREFIX}");
+    let browser_side = format!("{}{STANDIN_PREFIX}", settings.public_url);
+    let issuer = settings
+        .kakao_oidc_issuer
+        .clone()
+        .unwrap_or_else(|| back_channel.clone());
+    standin.set_issuer(&issuer);
+    standin.set_logout_redirect_uris(vec![settings.logout_redirect_uri()]);
     let config = KakaoConfig {
-        authorize_url: format!("{}/oauth/authorize", settings.kakao_auth_base_url),
-        token_url: format!("{}/oauth/token", settings.kakao_auth_base_url),
+        authorize_url: format!("{browser_side}/oauth/authorize"),
+        token_url: format!("{back_channel}/oauth/token"),
+        oidc: OidcConfig {
+            issuer,
+            jwks_url: format!("{back_channel}/.well-known/jwks.json"),
+        },
+        logout_url: format!("{browser_side}/oauth/logout"),
+        api_base_url: back_channel,
+        client_id: STANDIN_CLIENT_ID.to_owned(),
+        client_secret: Some(Secret::new(secret)),
+        admin_key: Some(Secret::new(admin_key)),
+        app_id: Some(STANDIN_APP_ID),
+        ..kakao_config(settings)
+    };
+    (config, Some(standin))
+}
+
+/// The Kakao configuration for real Kakao (or any Kakao at `KAKAO_AUTH_BASE_URL` and
+/// `KAKAO_API_BASE_URL`), from the settings.
+pub fn kakao_config(settings: &Settings) -> KakaoConfig {
+    let auth = &settings.kakao_auth_base_url;
+    KakaoConfig {
+        authorize_url: format!("{auth}/oauth/authorize"),
+        token_url: format!("{auth}/oauth/token"),
+        oidc: OidcConfig {
+            issuer: settings
+                .kakao_oidc_issuer
+                .clone()
+                .unwrap_or_else(|| auth.clone()),
+            jwks_url: format!("{auth}/.well-known/jwks.json"),
+        },
+        oidc_login: settings.oidc_login(),
+        extra_audiences: settings.allowed_audiences(),
+        logout_url: format!("{auth}/oauth/logout"),
+        logout_redirect_uri: settings.logout_redirect_uri(),
+        keys: Arc::default(),
         api_base_url: settings.kakao_api_base_url.clone(),
         client_id: settings.kakao_client_id.clone().unwrap_or_default(),
         client_secret: settings.kakao_client_secret.clone(),
-        redirect_uri,
+        redirect_uri: settings.redirect_uri(),
         admin_key: settings.kakao_admin_key.clone(),
         app_id: settings.kakao_app_id,
-        connect_timeout,
-        timeout,
-    };
-    (config, None)
+        connect_timeout: Duration::from_millis(settings.kakao_connect_timeout_ms),
+        timeout: Duration::from_millis(settings.kakao_timeout_ms),
+    }
 }
 
 fn build_server(

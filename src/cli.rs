@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::db;
+use crate::kakao::{ErrorClass, KakaoError};
 use crate::users::changes::{self, ChangeError};
 use crate::users::manager::CreateUser;
 use crate::users::model::Provider;
@@ -49,7 +50,9 @@ pub enum Command {
         #[arg(long)]
         stdin: bool,
     },
-    /// Validate the configuration and reach the database (and Redis, if configured).
+    /// Validate the configuration, reach the database (and Redis, if configured), and ask
+    /// Kakao whether it accepts the app's keys (client id and secret, the JWKS with OpenID
+    /// Connect on, the admin key). One line per finding; non-zero exit on any problem.
     Check,
 }
 
@@ -210,11 +213,92 @@ pub async fn check(settings: &Settings) -> anyhow::Result<()> {
     }
     if settings.uses_standin() {
         println!("note  no KAKAO_CLIENT_ID: the built-in Kakao stand-in will play Kakao");
+    } else if settings.kakao_client_id.is_some() {
+        failures += check_kakao(settings).await;
     }
     if failures > 0 {
         anyhow::bail!("{failures} problem(s) found");
     }
     Ok(())
+}
+
+/// Ask Kakao what it thinks of our configuration, one line per finding; returns how many
+/// problems were found.
+///
+/// - The token endpoint is sent a code that cannot exist: Kakao judges the client first, so
+///   `invalid_grant` (KOE320) means the REST API key and the client secret are accepted.
+/// - With OpenID Connect on, the JWKS is fetched.
+/// - With an admin key, a harmless admin-key call (the first page of linked user ids).
+async fn check_kakao(settings: &Settings) -> usize {
+    let config = crate::app::kakao_config(settings);
+    let kakao = match crate::kakao::KakaoClient::new(config) {
+        Ok(k) => k,
+        Err(e) => {
+            println!("FAIL  Kakao URLs: {e}");
+            return 1;
+        }
+    };
+    let mut failures = 0;
+    let mut fail = |line: String| {
+        failures += 1;
+        println!("FAIL  {line}");
+    };
+    match kakao.probe_credentials().await {
+        Err(KakaoError::Auth {
+            error, error_code, ..
+        }) if error == "invalid_grant"
+            && matches!(error_code.as_deref(), Some("KOE320") | None) =>
+        {
+            println!(
+                "ok    Kakao accepts KAKAO_CLIENT_ID and the client secret (token endpoint: invalid_grant for a made-up code, as expected)"
+            );
+        }
+        Err(e) => match e.koe() {
+            Some(koe) => fail(format!("Kakao token endpoint: {} ({e})", koe.operator)),
+            None if e.class() == ErrorClass::Temporary => fail(format!(
+                "cannot reach Kakao's token endpoint at {}: {e}",
+                settings.kakao_auth_base_url
+            )),
+            None => fail(format!("Kakao's token endpoint refused us: {e}")),
+        },
+        Ok(()) => fail(
+            "Kakao's token endpoint accepted a made-up code: is KAKAO_AUTH_BASE_URL really Kakao?"
+                .into(),
+        ),
+    }
+    if settings.oidc_login() {
+        match kakao.fetch_jwks().await {
+            Ok(set) if !set.keys.is_empty() => println!(
+                "ok    OpenID Connect: Kakao's JWKS has {} signing key(s); ID tokens must come from {}",
+                set.keys.len(),
+                kakao.config().oidc.issuer
+            ),
+            Ok(_) => fail("OpenID Connect: Kakao's JWKS has no keys".into()),
+            Err(e) => fail(format!(
+                "OpenID Connect: cannot fetch {}: {e}",
+                kakao.config().oidc.jwks_url
+            )),
+        }
+    } else {
+        println!(
+            "note  OpenID Connect is off (KAKAO_OIDC): turn it on in Kakao's console (Kakao Login > OpenID Connect), then set KAKAO_OIDC=true"
+        );
+    }
+    match kakao.probe_admin_key().await {
+        Ok(true) => println!("ok    KAKAO_ADMIN_KEY is accepted (Manage User Info)"),
+        Ok(false) => println!("note  no KAKAO_ADMIN_KEY: leaving users are not unlinked at Kakao, and consent items are not shown"),
+        Err(KakaoError::Api { code: -401, .. }) => fail(
+            "KAKAO_ADMIN_KEY is not this app's admin key: copy it from Kakao Developers > App > App Keys > Admin key".into(),
+        ),
+        Err(e) if e.class() == ErrorClass::Temporary => fail(format!(
+            "cannot reach Kakao's API at {}: {e}",
+            settings.kakao_api_base_url
+        )),
+        Err(e) => fail(format!(
+            "KAKAO_ADMIN_KEY was refused ({e}): allow its API categories Logout, Unlink, Manage User Info and Manage Consent under App > App Keys > Admin key"
+        )),
+    }
+    failures
 }
 
 async fn ping_redis(url: &str) -> anyhow::Result<()> {

@@ -32,6 +32,10 @@ pub const KEYS: &[&str] = &[
     "kakao_app_id",
     "kakao_admin_key",
     "kakao_redirect_uri",
+    "kakao_oidc",
+    "kakao_oidc_issuer",
+    "kakao_allowed_audiences",
+    "kakao_logout_redirect_uri",
     "kakao_auth_base_url",
     "kakao_api_base_url",
     "kakao_connect_timeout_ms",
@@ -104,6 +108,16 @@ pub struct Settings {
     pub kakao_admin_key: Option<Secret>,
     #[serde(default)]
     pub kakao_redirect_uri: Option<String>,
+    /// OpenID Connect on the web login; unset = on with the stand-in, off with real Kakao.
+    #[serde(default)]
+    pub kakao_oidc: Option<bool>,
+    #[serde(default)]
+    pub kakao_oidc_issuer: Option<String>,
+    /// More app keys accepted as a mobile ID token's `aud` (comma-separated).
+    #[serde(default)]
+    pub kakao_allowed_audiences: Option<String>,
+    #[serde(default)]
+    pub kakao_logout_redirect_uri: Option<String>,
     pub kakao_auth_base_url: String,
     pub kakao_api_base_url: String,
     pub kakao_connect_timeout_ms: u64,
@@ -194,6 +208,9 @@ impl Settings {
         blank_to_none(&mut self.redis_url);
         blank_to_none(&mut self.kakao_client_id);
         blank_to_none(&mut self.kakao_redirect_uri);
+        blank_to_none(&mut self.kakao_oidc_issuer);
+        blank_to_none(&mut self.kakao_allowed_audiences);
+        blank_to_none(&mut self.kakao_logout_redirect_uri);
         blank_secret(&mut self.session_key);
         blank_secret(&mut self.kakao_client_secret);
         blank_secret(&mut self.kakao_admin_key);
@@ -257,10 +274,24 @@ impl Settings {
                 problems.push(format!("{name} must be a URL, not {value:?}"));
             }
         }
-        if let Some(uri) = &self.kakao_redirect_uri
-            && url::Url::parse(uri).is_err()
-        {
-            problems.push(format!("KAKAO_REDIRECT_URI must be a URL, not {uri:?}"));
+        for (name, value) in [
+            ("KAKAO_REDIRECT_URI", &self.kakao_redirect_uri),
+            ("KAKAO_LOGOUT_REDIRECT_URI", &self.kakao_logout_redirect_uri),
+            ("KAKAO_OIDC_ISSUER", &self.kakao_oidc_issuer),
+        ] {
+            if let Some(uri) = value
+                && url::Url::parse(uri).is_err()
+            {
+                problems.push(format!("{name} must be a URL, not {uri:?}"));
+            }
+        }
+        if self.allowed_audiences().iter().any(|a| {
+            !a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }) {
+            problems.push(
+                "KAKAO_ALLOWED_AUDIENCES must be a comma-separated list of Kakao app keys".into(),
+            );
         }
         if self.kakao_timeout_ms == 0 || self.kakao_connect_timeout_ms == 0 {
             problems.push("KAKAO_TIMEOUT_MS and KAKAO_CONNECT_TIMEOUT_MS must be above 0".into());
@@ -371,6 +402,32 @@ impl Settings {
             .unwrap_or_else(|| format!("{}/kakao/login/callback/", self.public_url))
     }
 
+    /// Where Kakao sends the browser after a Kakao Account logout (registered at Kakao as a
+    /// Logout Redirect URI).
+    pub fn logout_redirect_uri(&self) -> String {
+        self.kakao_logout_redirect_uri
+            .clone()
+            .unwrap_or_else(|| format!("{}/kakao/logout/callback/", self.public_url))
+    }
+
+    /// Whether the web login uses OpenID Connect: `KAKAO_OIDC`, else on with the stand-in only
+    /// (real Kakao issues ID tokens only once OIDC is on in its console).
+    pub fn oidc_login(&self) -> bool {
+        self.kakao_oidc.unwrap_or_else(|| self.uses_standin())
+    }
+
+    /// `KAKAO_ALLOWED_AUDIENCES` as a list.
+    pub fn allowed_audiences(&self) -> Vec<String> {
+        self.kakao_allowed_audiences
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Cookies get the `Secure` flag when people reach the service over https.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
@@ -410,6 +467,13 @@ fn coerce(key: &str, value: &str) -> serde_json::Value {
         && let Ok(n) = value.trim().parse::<i64>()
     {
         return serde_json::Value::from(n);
+    }
+    if key == "kakao_oidc" {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" | "yes" => return serde_json::Value::from(true),
+            "0" | "false" | "off" | "no" => return serde_json::Value::from(false),
+            _ => {}
+        }
     }
     serde_json::Value::from(value)
 }

@@ -2,13 +2,15 @@
 //! server-side session record for the person (`records::start`), the browser's previous
 //! session ended in the same step, and the session cookie renewed (`AppSession::sign_in`).
 //!
-//! - The Kakao web flow: [`start_kakao_login`] keeps `state`, the PKCE verifier and `next` in
-//!   the session; [`finish_kakao_login`] (the callback) consumes the state once, before any
-//!   call to Kakao, then exchanges the code, reads the profile and applies the identity rules.
-//! - [`sign_in_with_access_token`]: an access token from Kakao's mobile SDKs, validated with
-//!   Kakao, then the same identity rules.
+//! - The Kakao web flow: [`start_kakao_login`] keeps `state`, the PKCE verifier, the OpenID
+//!   Connect `nonce` and `next` in the session; [`finish_kakao_login`] (the callback) consumes
+//!   the state once, before any call to Kakao, then exchanges the code, verifies the ID token
+//!   (with OIDC on), reads the profile and applies the identity rules.
+//! - [`sign_in_with_access_token`] and [`sign_in_with_id_token`]: tokens from Kakao's mobile
+//!   SDKs, checked (with Kakao, or against its keys), then the same identity rules.
 //! - [`sign_in_with_password`]: the break-glass password (rate limited).
-//! - [`current_user`]: who this session belongs to now; [`sign_out`].
+//! - [`current_user`]: who this session belongs to now; [`sign_out`]; [`sign_out_of_kakao_too`]
+//!   and [`finish_kakao_logout`] (the Kakao Account logout and its state-checked return).
 
 use chrono::TimeDelta;
 
@@ -17,7 +19,10 @@ use super::ratelimit::Refused;
 use super::records;
 use super::session::{AppSession, PendingLogin};
 use crate::db::{self, DbError, DbPool};
-use crate::kakao::{EmailStatus, KakaoClient, KakaoError, KakaoUser};
+use crate::kakao::{
+    Audience, AuthorizeOptions, EmailStatus, IdClaims, IdTokenError, KakaoClient, KakaoError,
+    KakaoUser, LOGIN_SCOPES, OPENID_SCOPE,
+};
 use crate::state::AppState;
 use crate::users::changes;
 use crate::users::model::User;
@@ -31,6 +36,71 @@ pub enum StateProblem {
     Mismatch,
     Expired,
     Replayed,
+}
+
+/// Kakao's answers to `prompt=none` (and to a login it could not finish without the person).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptAnswer {
+    /// `login_required`: the browser is not signed in to Kakao.
+    LoginRequired,
+    /// `consent_required`: signed in to Kakao, but the consent items are not all agreed.
+    ConsentRequired,
+    /// `interaction_required`: Kakao needs the person to do something on its pages.
+    InteractionRequired,
+}
+
+/// `prompt` values passed to Kakao (an allowlist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    /// Show Kakao's login form even with a Kakao session.
+    Login,
+    /// Kakao's account chooser ("use another Kakao account").
+    SelectAccount,
+    /// Kakao account sign-up first.
+    Create,
+    /// No Kakao page at all: a code, or `login_required` / `consent_required`.
+    None,
+}
+
+impl Prompt {
+    pub fn parse(value: &str) -> Option<Prompt> {
+        match value {
+            "login" => Some(Prompt::Login),
+            "select_account" => Some(Prompt::SelectAccount),
+            "create" => Some(Prompt::Create),
+            "none" => Some(Prompt::None),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prompt::Login => "login",
+            Prompt::SelectAccount => "select_account",
+            Prompt::Create => "create",
+            Prompt::None => "none",
+        }
+    }
+}
+
+/// Which consent items a login asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consents {
+    /// A sign-in: nickname and email.
+    SignIn,
+    /// Asking again for the email the person declined (Kakao's additional consent).
+    EmailAgain,
+}
+
+/// A login to start.
+#[derive(Debug, Clone)]
+pub struct LoginStart {
+    /// A same-site path to go to afterwards.
+    pub next: Option<String>,
+    pub consents: Consents,
+    pub prompt: Option<Prompt>,
+    /// Pre-fills Kakao's login form.
+    pub login_hint: Option<String>,
 }
 
 /// Why Kakao's email cannot be used. Email consent is required: it is how a person's account
@@ -54,8 +124,18 @@ pub enum LoginError {
     /// Kakao redirected back with an error other than a cancel (the code, cut short).
     #[error("Kakao returned error {0}")]
     KakaoRedirect(String),
+    /// Kakao's answer to a login without its pages (`prompt=none`).
+    #[error("Kakao answered {0:?}")]
+    Prompt(PromptAnswer),
     #[error("the callback carries no code")]
     CodeMissing,
+    /// The web login's ID token failed a check (the reason is for the log).
+    #[error("ID token refused: {0}")]
+    IdToken(&'static str),
+    /// The return from a Kakao Account logout carried a state this browser did not send, or
+    /// one already used or expired.
+    #[error("bad logout state: {0:?}")]
+    LogoutState(StateProblem),
     #[error(transparent)]
     Kakao(KakaoError),
     /// An access token (mobile sign-in) that Kakao did not confirm.
@@ -115,21 +195,38 @@ fn session_lifetime(state: &AppState) -> TimeDelta {
 }
 
 /// Remember a started login in the session and return Kakao's authorize URL for it (limited
-/// per `client`: each start may end in a call to Kakao).
+/// per `client`: each start may end in a call to Kakao). With OpenID Connect on, `openid` is
+/// asked for and a fresh nonce is bound to the login.
 pub async fn start_kakao_login(
     state: &AppState,
     kakao: &KakaoClient,
     session: &AppSession,
     client: &str,
-    next: Option<String>,
-    scopes: &[&str],
+    start: LoginStart,
 ) -> Result<String, LoginError> {
     state.limits.login_start.acquire(client).await?;
-    let request = kakao.authorize(scopes);
+    let oidc = kakao.config().oidc_login;
+    let mut scopes: Vec<&str> = match start.consents {
+        Consents::SignIn => LOGIN_SCOPES.to_vec(),
+        Consents::EmailAgain => vec!["account_email"],
+    };
+    let nonce = oidc.then(crate::token::random_token);
+    if oidc {
+        scopes.push(OPENID_SCOPE);
+    }
+    let request = kakao.authorize(
+        &scopes,
+        &AuthorizeOptions {
+            nonce: nonce.as_deref(),
+            prompt: start.prompt.map(Prompt::as_str),
+            login_hint: start.login_hint.as_deref(),
+        },
+    );
     session.push_login(PendingLogin {
         state: request.state,
         verifier: request.verifier,
-        next,
+        nonce,
+        next: start.next,
         created: chrono::Utc::now().timestamp(),
     })?;
     Ok(request.url)
@@ -144,7 +241,8 @@ pub struct Callback {
 }
 
 /// The callback: state first (before any call to Kakao), then Kakao's answer, the code
-/// exchange (never retried), the profile, and the sign-in.
+/// exchange (never retried), the ID token (with OIDC on: required, and verified before
+/// anything else is believed), the profile, and the sign-in.
 pub async fn finish_kakao_login(
     state: &AppState,
     kakao: &KakaoClient,
@@ -153,26 +251,56 @@ pub async fn finish_kakao_login(
 ) -> Result<SignedIn, LoginError> {
     let login = consume_state(state, session, &callback).await?;
     if let Some(error) = callback.error.as_deref() {
-        return Err(match error {
-            "access_denied" | "consent_required" => {
+        let answer = match error {
+            "access_denied" => {
                 log::info!("event=auth.login.cancelled reason=user_cancelled");
-                LoginError::Cancelled
+                return Err(LoginError::Cancelled);
             }
-            other => LoginError::KakaoRedirect(other.chars().take(64).collect()),
-        });
+            "login_required" => PromptAnswer::LoginRequired,
+            "consent_required" => PromptAnswer::ConsentRequired,
+            "interaction_required" => PromptAnswer::InteractionRequired,
+            other => return Err(LoginError::KakaoRedirect(other.chars().take(64).collect())),
+        };
+        log::info!("event=auth.login.prompt_answer answer={error}");
+        return Err(LoginError::Prompt(answer));
     }
     let code = callback
         .code
         .filter(|c| !c.is_empty())
         .ok_or(LoginError::CodeMissing)?;
-    let access_token = kakao.exchange_code(&code, &login.verifier).await?;
-    let kakao_user = kakao.user_me(&access_token).await?;
+    let tokens = kakao.exchange_code(&code, &login.verifier).await?;
+    let claims = if kakao.config().oidc_login {
+        let Some(id_token) = tokens.id_token.as_deref() else {
+            return Err(refuse_id_token("missing"));
+        };
+        match kakao
+            .verify_id_token(id_token, login.nonce.as_deref(), Audience::Web)
+            .await
+        {
+            Ok(claims) => Some(claims),
+            Err(IdTokenError::Invalid(reason)) => return Err(refuse_id_token(reason)),
+            Err(IdTokenError::Keys(e)) => return Err(LoginError::Kakao(e)),
+        }
+    } else {
+        None
+    };
+    let kakao_user = kakao.user_me(&tokens.access_token).await?;
+    if let Some(claims) = &claims
+        && claims.kakao_id != kakao_user.id
+    {
+        return Err(refuse_id_token("sub_mismatch"));
+    }
     let (user, kind) = sign_in_kakao_user(state, session, &kakao_user, login.next.clone()).await?;
     Ok(SignedIn {
         user,
         kind,
         next: login.next,
     })
+}
+
+fn refuse_id_token(reason: &'static str) -> LoginError {
+    log::warn!("event=auth.id_token.rejected reason={reason}");
+    LoginError::IdToken(reason)
 }
 
 /// Take the login this callback's `state` belongs to, once: it must be present, this
@@ -251,6 +379,67 @@ pub async fn sign_in_with_access_token(
         kind,
         next: None,
     })
+}
+
+/// Sign in with an OpenID Connect ID token from Kakao's mobile SDK: verified against Kakao's
+/// keys (no call to Kakao once they are cached), `aud` the REST API key or one of
+/// `KAKAO_ALLOWED_AUDIENCES`, `nonce` the app's when it sends one; then the same identity
+/// rules as the web flow, with the token's email (Kakao puts one in only when it is valid and
+/// verified).
+pub async fn sign_in_with_id_token(
+    state: &AppState,
+    kakao: &KakaoClient,
+    session: &AppSession,
+    client: &str,
+    id_token: &str,
+    nonce: Option<&str>,
+) -> Result<SignedIn, LoginError> {
+    state.limits.mobile_sign_in.acquire(client).await?;
+    let claims = match kakao
+        .verify_id_token(id_token.trim(), nonce, Audience::Mobile)
+        .await
+    {
+        Ok(claims) => claims,
+        Err(IdTokenError::Invalid(reason)) => {
+            log::warn!("event=auth.id_token.rejected reason={reason} via=mobile");
+            return Err(LoginError::Token(TokenError::Invalid));
+        }
+        Err(IdTokenError::Keys(e)) => {
+            log::warn!(
+                "event=kakao.jwks.failed code={} error=\"{e}\"",
+                e.log_code()
+            );
+            return Err(LoginError::Token(TokenError::Temporary));
+        }
+    };
+    let profile = profile_from_claims(&claims);
+    let (user, kind) = sign_in_kakao_user(state, session, &profile, None).await?;
+    Ok(SignedIn {
+        user,
+        kind,
+        next: None,
+    })
+}
+
+/// A verified ID token's claims in the shape of `/v2/user/me`, so both sign-ins share one
+/// identity path. The email is valid and verified whenever Kakao put it in the token.
+fn profile_from_claims(claims: &IdClaims) -> KakaoUser {
+    use crate::kakao::types::{KakaoAccount, KakaoProfile};
+    KakaoUser {
+        id: claims.kakao_id,
+        connected_at: None,
+        kakao_account: Some(KakaoAccount {
+            profile: claims.nickname.as_ref().map(|n| KakaoProfile {
+                nickname: Some(n.clone()),
+                is_default_nickname: None,
+            }),
+            email: claims.email.clone(),
+            is_email_valid: claims.email.as_ref().map(|_| true),
+            is_email_verified: claims.email.as_ref().map(|_| true),
+            ..KakaoAccount::default()
+        }),
+        properties: None,
+    }
 }
 
 /// The shared end of both Kakao sign-ins: the email rule, the identity rules, the session.
@@ -385,13 +574,70 @@ pub async fn current_user(pool: &DbPool, session: &AppSession) -> Result<Option<
 
 /// End this session on the server and forget it in the browser.
 pub async fn sign_out(pool: &DbPool, session: &AppSession) -> Result<(), DbError> {
+    end_session_record(pool, session).await?;
+    session.sign_out();
+    log::info!("event=auth.logout");
+    Ok(())
+}
+
+async fn end_session_record(pool: &DbPool, session: &AppSession) -> Result<(), DbError> {
     if let Some(token) = session.token() {
         db::run(pool, move |conn| {
             records::end(conn, &token).map_err(DbError::from)
         })
         .await?;
     }
-    session.sign_out();
-    log::info!("event=auth.logout");
+    Ok(())
+}
+
+/// "Log out of Kakao too": end this session here, then send the browser to Kakao's account
+/// logout, which comes back to `finish_kakao_logout` with a state that only this browser
+/// holds. Returns Kakao's logout URL.
+pub async fn sign_out_of_kakao_too(
+    state: &AppState,
+    kakao: &KakaoClient,
+    session: &AppSession,
+) -> Result<String, LoginError> {
+    end_session_record(&state.pool, session).await?;
+    let logout_state = crate::token::random_token();
+    session.sign_out_expecting_kakao_logout(&logout_state)?;
+    log::info!("event=auth.logout kakao_account=1");
+    Ok(kakao.account_logout_url(&logout_state))
+}
+
+/// The return from Kakao's account logout: its `state` must be the one this browser was
+/// given, within the login-state lifetime, and never used before (recorded like login
+/// states, so a saved cookie cannot replay it). Nothing changes otherwise.
+pub async fn finish_kakao_logout(
+    state: &AppState,
+    session: &AppSession,
+    returned: Option<&str>,
+) -> Result<(), LoginError> {
+    let refuse = |problem: StateProblem| {
+        log::warn!("event=auth.kakao_logout.rejected reason={problem:?}");
+        LoginError::LogoutState(problem)
+    };
+    let Some(value) = returned.filter(|v| !v.is_empty()).map(str::to_owned) else {
+        return Err(refuse(StateProblem::Missing));
+    };
+    let Some(created) = session.take_kakao_logout(&value) else {
+        return Err(refuse(StateProblem::Mismatch));
+    };
+    let ttl = i64::try_from(state.settings.login_state_ttl_secs).unwrap_or(i64::MAX);
+    let deadline = created.saturating_add(ttl);
+    if chrono::Utc::now().timestamp() > deadline {
+        return Err(refuse(StateProblem::Expired));
+    }
+    let expires_at = chrono::DateTime::from_timestamp(deadline, 0)
+        .map(|t| t.naive_utc())
+        .unwrap_or_else(db::now);
+    let fresh = db::run(&state.pool, move |conn| {
+        records::consume_login_state(conn, &value, expires_at)
+    })
+    .await?;
+    if !fresh {
+        return Err(refuse(StateProblem::Replayed));
+    }
+    log::info!("event=auth.kakao_logout.finished");
     Ok(())
 }

@@ -9,6 +9,7 @@ use crate::token::{constant_time_eq, random_token};
 const SID: &str = "sid";
 const CSRF: &str = "csrf";
 const LOGINS: &str = "logins";
+const KAKAO_LOGOUT: &str = "kakao_logout";
 
 /// At most this many logins in progress are kept (several tabs); older ones are dropped so the
 /// cookie stays small.
@@ -19,9 +20,19 @@ pub const MAX_PENDING_LOGINS: usize = 4;
 pub struct PendingLogin {
     pub state: String,
     pub verifier: String,
+    /// The OpenID Connect nonce sent with the authorize request (OIDC on).
+    #[serde(default)]
+    pub nonce: Option<String>,
     pub next: Option<String>,
     /// Unix seconds when it started.
     pub created: i64,
+}
+
+/// A Kakao Account logout this browser was sent to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct PendingLogout {
+    state: String,
+    created: i64,
 }
 
 /// Typed access to the session.
@@ -46,6 +57,36 @@ impl AppSession {
     /// Forget everything and expire the cookie.
     pub fn sign_out(&self) {
         self.0.purge();
+    }
+
+    /// Sign out, keeping only the state of the Kakao Account logout this browser is sent to
+    /// (a new session id; the signed-in session is gone).
+    pub fn sign_out_expecting_kakao_logout(
+        &self,
+        state: &str,
+    ) -> Result<(), actix_session::SessionInsertError> {
+        self.0.clear();
+        self.0.renew();
+        self.0.insert(
+            KAKAO_LOGOUT,
+            PendingLogout {
+                state: state.to_owned(),
+                created: chrono::Utc::now().timestamp(),
+            },
+        )
+    }
+
+    /// Take the pending Kakao Account logout if `state` is its state, returning when it
+    /// started (Unix seconds). Another state leaves it in place.
+    pub fn take_kakao_logout(&self, state: &str) -> Option<i64> {
+        let pending = self
+            .0
+            .get::<PendingLogout>(KAKAO_LOGOUT)
+            .ok()
+            .flatten()
+            .filter(|p| constant_time_eq(&p.state, state))?;
+        self.0.remove(KAKAO_LOGOUT);
+        Some(pending.created)
     }
 
     /// The CSRF token for forms, made on first use.

@@ -1,14 +1,18 @@
-//! The Kakao client: authorize URLs with `state` and PKCE S256, the code exchange (through the
-//! `oauth2` crate, sent by awc), and the kapi calls (user me, token info, logout, unlink).
+//! The Kakao client: authorize URLs with `state`, PKCE S256 and (with OpenID Connect) a
+//! `nonce`, the code exchange (through the `oauth2` crate, sent by awc), ID-token
+//! verification (`oidc`), Kakao Account logout URLs, and the kapi calls (user me, token info,
+//! consent items, logout, unlink, the admin key's user list).
 
 pub mod error;
 pub mod http;
+pub mod oidc;
 pub mod types;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use oauth2::basic::{
-    BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenResponse,
+    BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
@@ -19,13 +23,17 @@ use serde::de::DeserializeOwned;
 
 pub use error::{ErrorClass, KakaoError};
 use http::{HttpError, RawResponse};
-pub use types::{EmailStatus, KakaoUser, TokenInfo};
+pub use oidc::{IdClaims, IdTokenError, OidcConfig};
+pub use types::{ConsentItem, EmailStatus, KakaoUser, TokenInfo};
 
 use crate::config::Secret;
 
 /// The consent items asked for at sign-in. Email is required: it is how an existing account
 /// is recognised.
 pub const LOGIN_SCOPES: &[&str] = &["profile_nickname", "account_email"];
+/// Asked for with OpenID Connect on: without it, an additional-consent request gets no new ID
+/// token (Kakao's rule).
+pub const OPENID_SCOPE: &str = "openid";
 
 /// Where Kakao is and who we are to it. Built once at start-up.
 #[derive(Clone, Debug)]
@@ -40,11 +48,54 @@ pub struct KakaoConfig {
     pub app_id: Option<i64>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// Where ID tokens' keys are and what they must say.
+    pub oidc: OidcConfig,
+    /// Whether the web login asks for and requires an ID token (`KAKAO_OIDC`).
+    pub oidc_login: bool,
+    /// Besides `client_id`, the app keys accepted as an ID token's `aud` from the mobile SDKs
+    /// (`KAKAO_ALLOWED_AUDIENCES`: an app has up to five keys per platform).
+    pub extra_audiences: Vec<String>,
+    /// Kakao Account logout: `{KAKAO_AUTH_BASE_URL}/oauth/logout`.
+    pub logout_url: String,
+    /// Where Kakao sends the browser back after it (`KAKAO_LOGOUT_REDIRECT_URI`).
+    pub logout_redirect_uri: String,
+    /// Kakao's signing keys, shared by every worker's client.
+    pub keys: Arc<oidc::KeyCache>,
 }
+
+/// Which audiences an ID token may name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// The web login: `client_id` only (the token was issued to this request).
+    Web,
+    /// A mobile SDK's token: `client_id` or one of `KAKAO_ALLOWED_AUDIENCES`.
+    Mobile,
+}
+
+/// What `/oauth/authorize` is asked besides the consent items.
+#[derive(Clone, Debug, Default)]
+pub struct AuthorizeOptions<'a> {
+    /// Bound to this login's state; echoed in the ID token.
+    pub nonce: Option<&'a str>,
+    /// `login`, `select_account`, `create` or `none` (already checked against the allowlist).
+    pub prompt: Option<&'a str>,
+    /// Pre-fills Kakao's login form; never trusted.
+    pub login_hint: Option<&'a str>,
+}
+
+/// The tokens of a code exchange. Kakao's access token is used once, to read the profile,
+/// and never stored.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access_token: String,
+    pub id_token: Option<String>,
+}
+
+type TokenAnswer = oauth2::StandardTokenResponse<types::KakaoTokenFields, BasicTokenType>;
 
 type OAuthClient = oauth2::Client<
     types::KauthErrorBody,
-    BasicTokenResponse,
+    TokenAnswer,
     BasicTokenIntrospectionResponse,
     StandardRevocableToken,
     BasicRevocationErrorResponse,
@@ -106,12 +157,22 @@ impl KakaoClient {
         &self.config
     }
 
-    /// A new authorize URL with a fresh `state` (128 random bits) and an S256 PKCE challenge.
-    pub fn authorize(&self, scopes: &[&str]) -> AuthorizeRequest {
+    /// A new authorize URL with a fresh `state` (128 random bits), an S256 PKCE challenge and
+    /// the `options` given.
+    pub fn authorize(&self, scopes: &[&str], options: &AuthorizeOptions<'_>) -> AuthorizeRequest {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = self.oauth.authorize_url(CsrfToken::new_random);
         for scope in scopes {
             request = request.add_scope(Scope::new((*scope).to_owned()));
+        }
+        for (name, value) in [
+            ("nonce", options.nonce),
+            ("prompt", options.prompt),
+            ("login_hint", options.login_hint),
+        ] {
+            if let Some(value) = value {
+                request = request.add_extra_param(name, value);
+            }
         }
         let (url, state) = request.set_pkce_challenge(challenge).url();
         AuthorizeRequest {
@@ -121,9 +182,9 @@ impl KakaoClient {
         }
     }
 
-    /// Exchange an authorization code for an access token. Called once per code: a code
-    /// exchange is never retried (codes are single-use).
-    pub async fn exchange_code(&self, code: &str, verifier: &str) -> Result<String, KakaoError> {
+    /// Exchange an authorization code for tokens. Called once per code: a code exchange is
+    /// never retried (codes are single-use).
+    pub async fn exchange_code(&self, code: &str, verifier: &str) -> Result<Tokens, KakaoError> {
         let http = self.http.clone();
         let timeout = self.config.timeout;
         let send = move |request: oauth2::HttpRequest| {
@@ -137,15 +198,116 @@ impl KakaoClient {
             .request_async(&send)
             .await;
         match result {
-            Ok(token) => Ok(token.access_token().secret().clone()),
-            Err(RequestTokenError::ServerResponse(body)) => Err(KakaoError::Auth {
-                error: body.error,
-                error_code: body.error_code,
+            Ok(token) => Ok(Tokens {
+                access_token: token.access_token().secret().clone(),
+                id_token: token.extra_fields().id_token.clone(),
             }),
-            Err(RequestTokenError::Request(e)) => Err(KakaoError::Transport(e)),
-            Err(RequestTokenError::Parse(e, _)) => Err(KakaoError::Malformed(e.to_string())),
-            Err(RequestTokenError::Other(e)) => Err(KakaoError::Malformed(e)),
+            Err(e) => Err(token_error(e)),
         }
+    }
+
+    /// Ask the token endpoint to exchange a code that cannot exist, to learn whether it
+    /// accepts our client id and secret (`kakao-login check`): Kakao judges the client before
+    /// the code, so `invalid_grant` (KOE320) means both are right. Returns Kakao's refusal;
+    /// `Ok` would mean the impossible code was accepted.
+    pub async fn probe_credentials(&self) -> Result<(), KakaoError> {
+        let http = self.http.clone();
+        let timeout = self.config.timeout;
+        let send = move |request: oauth2::HttpRequest| {
+            let http = http.clone();
+            async move { http::send_oauth2(&http, timeout, request).await }
+        };
+        self.oauth
+            .exchange_code(AuthorizationCode::new(
+                "kakao-login-check-not-a-code".to_owned(),
+            ))
+            .request_async(&send)
+            .await
+            .map(|_| ())
+            .map_err(token_error)
+    }
+
+    /// Verify an ID token (see `oidc`), fetching Kakao's keys when needed. `nonce` is the one
+    /// sent, when one was.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        nonce: Option<&str>,
+        audience: Audience,
+    ) -> Result<IdClaims, IdTokenError> {
+        let kid = oidc::header_kid(token)?;
+        let key = self.config.keys.key_for(&kid, || self.fetch_jwks()).await?;
+        let mut audiences = vec![self.config.client_id.clone()];
+        if audience == Audience::Mobile {
+            audiences.extend(self.config.extra_audiences.iter().cloned());
+        }
+        oidc::verify(
+            token,
+            &key,
+            &oidc::Expected {
+                issuer: &self.config.oidc.issuer,
+                audiences: &audiences,
+                nonce,
+            },
+        )
+    }
+
+    /// `GET {KAKAO_AUTH_BASE_URL}/.well-known/jwks.json`.
+    pub async fn fetch_jwks(&self) -> Result<jsonwebtoken::jwk::JwkSet, KakaoError> {
+        let request = self.http.get(&self.config.oidc.jwks_url);
+        let raw = http::send(self.config.timeout, request, None).await?;
+        if raw.status.as_u16() != 200 {
+            return Err(KakaoError::Malformed(format!(
+                "JWKS answered HTTP {}",
+                raw.status.as_u16()
+            )));
+        }
+        serde_json::from_slice(&raw.body)
+            .map_err(|e| KakaoError::Malformed(format!("JWKS body: {e}")))
+    }
+
+    /// Kakao Account logout for this browser, coming back to `logout_redirect_uri` with
+    /// `state`.
+    pub fn account_logout_url(&self, state: &str) -> String {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", &self.config.client_id)
+            .append_pair("logout_redirect_uri", &self.config.logout_redirect_uri)
+            .append_pair("state", state)
+            .finish();
+        format!("{}?{query}", self.config.logout_url)
+    }
+
+    /// `GET /v2/user/scopes` with the admin key: the person's consent items. `Ok(None)` when
+    /// no admin key is configured.
+    pub async fn consent_items(
+        &self,
+        kakao_id: i64,
+    ) -> Result<Option<Vec<ConsentItem>>, KakaoError> {
+        let Some(key) = &self.config.admin_key else {
+            return Ok(None);
+        };
+        let path = format!("/v2/user/scopes?target_id_type=user_id&target_id={kakao_id}");
+        let answer: types::ScopesAnswer = self
+            .kapi("GET", &path, &format!("KakaoAK {}", key.expose()), None)
+            .await?;
+        Ok(Some(answer.scopes))
+    }
+
+    /// A harmless admin-key call (`GET /v1/user/ids?limit=1`, "Manage User Info"), for
+    /// `kakao-login check`. `Ok(false)` when no admin key is configured.
+    pub async fn probe_admin_key(&self) -> Result<bool, KakaoError> {
+        let Some(key) = &self.config.admin_key else {
+            return Ok(false);
+        };
+        let _: types::UserIds = self
+            .kapi(
+                "GET",
+                "/v1/user/ids?limit=1",
+                &format!("KakaoAK {}", key.expose()),
+                None,
+            )
+            .await?;
+        Ok(true)
     }
 
     /// `GET /v2/user/me` with the person's access token.
@@ -219,6 +381,19 @@ impl KakaoClient {
     }
 }
 
+/// A failed token request, as Kakao's error.
+fn token_error(e: RequestTokenError<HttpError, types::KauthErrorBody>) -> KakaoError {
+    match e {
+        RequestTokenError::ServerResponse(body) => KakaoError::Auth {
+            error: body.error,
+            error_code: body.error_code,
+        },
+        RequestTokenError::Request(e) => KakaoError::Transport(e),
+        RequestTokenError::Parse(e, _) => KakaoError::Malformed(e.to_string()),
+        RequestTokenError::Other(e) => KakaoError::Malformed(e),
+    }
+}
+
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -287,9 +462,25 @@ mod tests {
             app_id: None,
             connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
+            oidc: OidcConfig {
+                issuer: "https://kauth.kakao.com".into(),
+                jwks_url: "https://kauth.kakao.com/.well-known/jwks.json".into(),
+            },
+            oidc_login: true,
+            extra_audiences: Vec::new(),
+            logout_url: "https://kauth.kakao.com/oauth/logout".into(),
+            logout_redirect_uri: "https://example.com/kakao/logout/callback/".into(),
+            keys: Arc::default(),
         })
         .expect("client");
-        let a = client.authorize(LOGIN_SCOPES);
+        let a = client.authorize(
+            &[LOGIN_SCOPES, &[OPENID_SCOPE]].concat(),
+            &AuthorizeOptions {
+                nonce: Some("n-0S6_WzA2Mj"),
+                prompt: Some("select_account"),
+                login_hint: Some("a@b.co"),
+            },
+        );
         let url = url::Url::parse(&a.url).expect("url");
         let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
         assert_eq!(q["response_type"], "code");
@@ -301,7 +492,19 @@ mod tests {
         assert_eq!(q["state"], a.state);
         assert!(a.state.len() >= 22, "state carries at least 128 bits");
         assert_eq!(q["code_challenge_method"], "S256");
-        assert_eq!(q["scope"], "profile_nickname account_email");
+        assert_eq!(q["scope"], "profile_nickname account_email openid");
+        assert_eq!(q["nonce"], "n-0S6_WzA2Mj");
+        assert_eq!(q["prompt"], "select_account");
+        assert_eq!(q["login_hint"], "a@b.co");
+        let logout = url::Url::parse(&client.account_logout_url("st")).expect("url");
+        let lq: std::collections::HashMap<_, _> = logout.query_pairs().into_owned().collect();
+        assert_eq!(logout.path(), "/oauth/logout");
+        assert_eq!(lq["client_id"], "rest-key");
+        assert_eq!(
+            lq["logout_redirect_uri"],
+            "https://example.com/kakao/logout/callback/"
+        );
+        assert_eq!(lq["state"], "st");
         assert!(a.verifier.len() >= 43);
         assert_ne!(q["code_challenge"], a.verifier, "never plain PKCE");
     }

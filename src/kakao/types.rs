@@ -110,6 +110,50 @@ pub struct IdOnly {
     pub id: i64,
 }
 
+/// The token answer's fields beyond OAuth's: the OpenID Connect ID token, when Kakao issues
+/// one (OIDC on in the console).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct KakaoTokenFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl oauth2::ExtraTokenFields for KakaoTokenFields {}
+
+/// `GET /v2/user/scopes`: the person's consent items.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ScopesAnswer {
+    pub id: i64,
+    #[serde(default)]
+    pub scopes: Vec<ConsentItem>,
+}
+
+/// One consent item (동의 항목) and whether the person agreed to it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ConsentItem {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// `PRIVACY` (personal information) or `SERVICE`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Whether the app uses the item.
+    #[serde(default)]
+    pub using: Option<bool>,
+    #[serde(default)]
+    pub agreed: bool,
+    /// Present only for agreed items.
+    #[serde(default)]
+    pub revocable: Option<bool>,
+}
+
+/// `GET /v1/user/ids` (admin key): a page of linked users' ids.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct UserIds {
+    #[serde(default)]
+    pub elements: Vec<i64>,
+}
+
 /// kauth's error body: `{"error", "error_description", "error_code": "KOE..."}`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct KauthErrorBody {

@@ -141,12 +141,6 @@ fn generate() -> Result<SigningKey, CryptoError> {
     })
 }
 
-/// A key outside the pool, to time generation (see the ignored test `key_generation_time`).
-#[cfg(test)]
-pub(super) fn generate_for_measurement() -> Result<SigningKey, CryptoError> {
-    generate()
-}
-
 /// The process-wide pool, filled on demand in index order.
 static POOL: Mutex<Vec<Arc<SigningKey>>> = Mutex::new(Vec::new());
 

@@ -191,7 +191,8 @@ pub enum IdTokenFault {
     /// `iss` is the issuer with `/wrong-issuer` appended, so an app comparing only a prefix is
     /// caught too.
     WrongIssuer,
-    /// `exp` a minute ago (`iat` the access-token lifetime before it).
+    /// `exp` ten minutes ago, well past any clock-skew allowance (`iat` the access-token
+    /// lifetime before it).
     Expired,
     /// `iat` an hour ahead (`exp` the access-token lifetime after it).
     IssuedInFuture,

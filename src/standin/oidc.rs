@@ -190,7 +190,7 @@ pub(super) fn plan(
         Some(IdTokenFault::WrongAudience) => claims.aud = "another-apps-rest-api-key".to_owned(),
         Some(IdTokenFault::WrongIssuer) => claims.iss = format!("{}/wrong-issuer", state.issuer),
         Some(IdTokenFault::Expired) => {
-            claims.exp = now - 60;
+            claims.exp = now - 600;
             claims.iat = claims.exp.saturating_sub(lifetime);
             claims.auth_time = claims.auth_time.min(claims.iat);
         }

@@ -2752,7 +2752,7 @@ async fn id_token_faults_on_times() {
     let token = token.unwrap();
     let claims = jwt_part(&token, 1);
     let exp = claims["exp"].as_i64().unwrap();
-    assert!((now - 62..=now - 58).contains(&exp), "{exp} vs {now}");
+    assert!((now - 602..=now - 598).contains(&exp), "{exp} vs {now}");
     assert!(claims["iat"].as_i64().unwrap() < exp);
     assert!(claims["auth_time"].as_i64().unwrap() <= claims["iat"].as_i64().unwrap());
     assert_eq!(
@@ -2906,14 +2906,4 @@ async fn mint_id_token_links_the_account_and_signs_with_the_current_key() {
     );
     // Nothing went through the token endpoint.
     assert_eq!(standin.hits(Endpoint::Token), 0);
-}
-
-#[actix_web::test]
-#[ignore = "measurement: cargo test --lib key_generation_time -- --ignored --nocapture"]
-async fn key_generation_time() {
-    for _ in 0..3 {
-        let started = Instant::now();
-        let key = super::keys::generate_for_measurement().unwrap();
-        eprintln!("RSA 2048 key {} in {:?}", key.kid, started.elapsed());
-    }
 }

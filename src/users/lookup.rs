@@ -15,6 +15,11 @@ pub fn visible_user(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<U
     repo::find_user(conn, id)?.ok_or(DbError::NotFound)
 }
 
+/// The Kakao id user `id` is linked to, if any.
+pub fn kakao_id_of(conn: &mut DbConnection, id: i64) -> Result<Option<i64>, DbError> {
+    Ok(repo::find_social_for_user(conn, id, Provider::Kakao.as_str())?.map(|s| s.uid))
+}
+
 /// A user with their Kakao link and their latest history.
 #[derive(Debug, Clone)]
 pub struct UserDetail {

@@ -30,7 +30,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::auth::bearer::TokenError;
-use crate::auth::login::{EmailProblem, LoginError, StateProblem};
+use crate::auth::login::{EmailProblem, LoginError, PromptAnswer, StateProblem};
 use crate::auth::ratelimit::Refused;
 use crate::db::DbError;
 use crate::kakao::{ErrorClass, KakaoError};
@@ -70,6 +70,15 @@ pub enum AppError {
     /// Kakao redirected back with an error other than a cancel.
     #[error("Kakao returned error {0}")]
     KakaoRedirect(String),
+    /// Kakao's answer to a login without its pages (`prompt=none`).
+    #[error("Kakao answered {0:?}")]
+    Prompt(PromptAnswer),
+    /// The web login's ID token failed a check.
+    #[error("ID token refused")]
+    IdTokenInvalid,
+    /// The return from Kakao's account logout carried a state this browser does not hold.
+    #[error("bad logout state: {0:?}")]
+    LogoutState(StateProblem),
     #[error(transparent)]
     Kakao(KakaoError),
     #[error("invalid token")]
@@ -122,6 +131,8 @@ impl AppError {
             AppError::BadRequest { .. }
             | AppError::Invalid(_)
             | AppError::State(_)
+            | AppError::LogoutState(_)
+            | AppError::IdTokenInvalid
             | AppError::MalformedToken => StatusCode::BAD_REQUEST,
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -135,7 +146,7 @@ impl AppError {
             | AppError::Email { .. }
             | AppError::Inactive => StatusCode::FORBIDDEN,
             AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Cancelled => StatusCode::OK,
+            AppError::Cancelled | AppError::Prompt(_) => StatusCode::OK,
             AppError::KakaoRedirect(_) => StatusCode::BAD_GATEWAY,
             AppError::Kakao(e) => kakao_status(e).0,
             AppError::EmailLinkedElsewhere | AppError::DuplicateEmail | AppError::LastSuperuser => {
@@ -165,6 +176,11 @@ impl AppError {
             AppError::State(StateProblem::Expired) => "state_expired",
             AppError::State(StateProblem::Replayed) => "state_replayed",
             AppError::Cancelled => "cancelled",
+            AppError::Prompt(PromptAnswer::LoginRequired) => "login_required",
+            AppError::Prompt(PromptAnswer::ConsentRequired) => "consent_required",
+            AppError::Prompt(PromptAnswer::InteractionRequired) => "interaction_required",
+            AppError::IdTokenInvalid => "id_token_invalid",
+            AppError::LogoutState(_) => "logout_state_invalid",
             AppError::KakaoRedirect(_) | AppError::KakaoUnavailable => "kakao_unavailable",
             AppError::Kakao(e) => kakao_status(e).1,
             AppError::InvalidToken => "invalid_token",
@@ -199,9 +215,19 @@ impl AppError {
             AppError::Unavailable(_) | AppError::Internal(_) => {
                 log::error!("event=request.failed code={} error=\"{self}\"", self.code())
             }
-            AppError::Kakao(e) => {
-                log::warn!("event=kakao.failed code={} error=\"{e}\"", e.log_code())
-            }
+            AppError::Kakao(e) => match e.koe() {
+                Some(koe) if koe.misconfigured => log::error!(
+                    "event=kakao.misconfigured code={} fix=\"{}\" error=\"{e}\"",
+                    koe.code,
+                    koe.operator
+                ),
+                Some(koe) => log::warn!(
+                    "event=kakao.failed code={} meaning=\"{}\" error=\"{e}\"",
+                    koe.code,
+                    koe.operator
+                ),
+                None => log::warn!("event=kakao.failed code={} error=\"{e}\"", e.log_code()),
+            },
             _ => {}
         }
     }
@@ -323,6 +349,31 @@ impl AppError {
                 "카카오 로그인을 완료하지 못했습니다",
                 "카카오에서 오류를 알려 왔습니다. 잠시 후 다시 시도하세요.",
                 Some(("다시 시도", "/kakao/login/".to_owned())),
+            ),
+            AppError::Prompt(PromptAnswer::LoginRequired) => (
+                "카카오계정에 로그인되어 있지 않습니다",
+                "이 브라우저에서 카카오계정에 로그인되어 있지 않아 바로 로그인할 수 없었습니다. 카카오 로그인 화면에서 로그인하세요.",
+                Some(("카카오 로그인", "/kakao/login/".to_owned())),
+            ),
+            AppError::Prompt(PromptAnswer::ConsentRequired) => (
+                "동의가 필요합니다",
+                "이 서비스를 처음 이용하거나 동의하지 않은 항목이 있어 바로 로그인할 수 없었습니다. 동의 화면에서 확인한 뒤 로그인하세요.",
+                Some(("동의하고 로그인", "/kakao/login/".to_owned())),
+            ),
+            AppError::Prompt(PromptAnswer::InteractionRequired) => (
+                "카카오에서 확인이 필요합니다",
+                "카카오가 로그인 전에 확인할 내용이 있다고 알려 왔습니다. 카카오 로그인 화면에서 이어서 진행하세요.",
+                Some(("카카오 로그인", "/kakao/login/".to_owned())),
+            ),
+            AppError::IdTokenInvalid => (
+                "로그인 정보를 확인할 수 없습니다",
+                "카카오에서 받은 로그인 정보(ID 토큰)가 검증을 통과하지 못해 로그인하지 않았습니다. 처음부터 다시 로그인하세요.",
+                retry(),
+            ),
+            AppError::LogoutState(_) => (
+                "로그아웃 요청이 올바르지 않습니다",
+                "이 브라우저에서 시작한 로그아웃이 아니거나, 이미 처리되었거나 만료된 요청입니다. 아무것도 바뀌지 않았습니다.",
+                home(),
             ),
             AppError::Kakao(e) => kakao_page(e),
             AppError::InvalidToken
@@ -452,6 +503,18 @@ type PageCopy = (&'static str, &'static str, Option<(&'static str, String)>);
 
 fn kakao_page(e: &KakaoError) -> PageCopy {
     let retry = Some(("다시 시도", "/kakao/login/".to_owned()));
+    if let Some(koe) = e.koe() {
+        let title = if koe.misconfigured {
+            "카카오 로그인 설정에 문제가 있습니다"
+        } else {
+            "로그인을 완료하지 못했습니다"
+        };
+        return (
+            title,
+            koe.person,
+            (!koe.misconfigured).then_some(retry).flatten(),
+        );
+    }
     match kakao_status(e).1 {
         "kakao_timeout" => (
             "카카오가 응답하지 않습니다",
@@ -542,6 +605,9 @@ impl From<LoginError> for AppError {
             LoginError::Cancelled => AppError::Cancelled,
             LoginError::KakaoRedirect(code) => AppError::KakaoRedirect(code),
             LoginError::CodeMissing => AppError::bad_request("code missing"),
+            LoginError::Prompt(answer) => AppError::Prompt(answer),
+            LoginError::IdToken(_) => AppError::IdTokenInvalid,
+            LoginError::LogoutState(p) => AppError::LogoutState(p),
             LoginError::Kakao(e) => AppError::Kakao(e),
             LoginError::Token(e) => AppError::from(e),
             LoginError::Email { problem, next } => AppError::Email { problem, next },

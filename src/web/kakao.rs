@@ -1,5 +1,6 @@
-//! The Kakao login flow's pages: start (redirect to Kakao), callback, and sign-out. Each parses
-//! its input and calls one use case of `auth::login`.
+//! The Kakao login flow's pages: start (redirect to Kakao), callback, sign-out (here only, or
+//! of the Kakao account too) and the return from Kakao's account logout. Each parses its input
+//! and calls one use case of `auth::login`.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -8,20 +9,24 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::extract::{Csrf, MaybeUser, client_address};
+use super::extract::{Csrf, Form, MaybeUser, client_address};
 use super::{AppError, Layout, render, see_other};
-use crate::auth::login::{self, Callback};
+use crate::auth::login::{self, Callback, Consents, LoginStart, Prompt};
 use crate::auth::{AppSession, safe_next};
-use crate::kakao::{KakaoClient, LOGIN_SCOPES};
+use crate::kakao::KakaoClient;
 use crate::state::AppState;
 
 /// Longest `code` or `state` accepted on the callback (Kakao's are well under this).
 const MAX_PARAM_LEN: usize = 2048;
+/// Longest `login_hint` passed on (an email or a phone number).
+const MAX_LOGIN_HINT_LEN: usize = 256;
 
 #[derive(Deserialize)]
 pub struct StartQuery {
     next: Option<String>,
     scope: Option<String>,
+    prompt: Option<String>,
+    login_hint: Option<String>,
 }
 
 /// `GET /kakao/login/`: remember where to go after, then send the person to Kakao.
@@ -40,18 +45,36 @@ pub async fn start_kakao_login(
         safe
     });
     // Asking again after the email was declined: only that item, as Kakao's additional consent.
-    let scopes: &[&str] = match query.scope.as_deref() {
-        None => LOGIN_SCOPES,
-        Some("account_email") => &["account_email"],
+    let consents = match query.scope.as_deref() {
+        None => Consents::SignIn,
+        Some("account_email") => Consents::EmailAgain,
         Some(_) => return Err(AppError::bad_request("unknown scope")),
     };
+    let prompt = match query.prompt.as_deref() {
+        None => None,
+        Some(value) => Some(Prompt::parse(value).ok_or_else(|| AppError::BadRequest {
+            code: "unknown_prompt",
+            detail: "prompt must be login, select_account, create or none".into(),
+        })?),
+    };
+    let login_hint = query.login_hint.clone().filter(|h| !h.is_empty());
+    if login_hint
+        .as_ref()
+        .is_some_and(|h| h.len() > MAX_LOGIN_HINT_LEN)
+    {
+        return Err(AppError::bad_request("login_hint is too long"));
+    }
     let url = login::start_kakao_login(
         &state,
         &kakao,
         &AppSession(session),
         &client_address(&req),
-        next,
-        scopes,
+        LoginStart {
+            next,
+            consents,
+            prompt,
+            login_hint,
+        },
     )
     .await?;
     Ok(HttpResponse::Found()
@@ -124,14 +147,50 @@ pub async fn confirm_logout(
     )
 }
 
-/// `POST /kakao/logout/`: end this session on the server and expire the cookie.
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    /// `1`: log out of the Kakao account in this browser too.
+    #[serde(default)]
+    kakao_account: Option<String>,
+}
+
+/// `POST /kakao/logout/`: end this session on the server and expire the cookie; with
+/// `kakao_account=1`, then send the browser to Kakao's account logout.
 pub async fn logout(
     state: web::Data<AppState>,
+    kakao: web::Data<KakaoClient>,
     session: Session,
-    _: Csrf,
+    Csrf(Form(form)): Csrf<Form<LogoutForm>>,
 ) -> Result<HttpResponse, AppError> {
-    login::sign_out(&state.pool, &AppSession(session)).await?;
-    Ok(see_other("/?logged_out=1"))
+    let session = AppSession(session);
+    match form.kakao_account.as_deref() {
+        None | Some("") | Some("0") => {
+            login::sign_out(&state.pool, &session).await?;
+            Ok(see_other("/?logged_out=1"))
+        }
+        Some("1") => {
+            let url = login::sign_out_of_kakao_too(&state, &kakao, &session).await?;
+            Ok(see_other(&url))
+        }
+        Some(_) => Err(AppError::bad_request("kakao_account must be 1 or 0")),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LogoutCallbackQuery {
+    state: Option<String>,
+}
+
+/// `GET /kakao/logout/callback/`: the return from Kakao's account logout. The state must be
+/// this browser's; then the signed-out page.
+pub async fn finish_kakao_logout(
+    state: web::Data<AppState>,
+    session: Session,
+    query: web::Query<LogoutCallbackQuery>,
+) -> Result<HttpResponse, AppError> {
+    let returned = query.state.as_deref().filter(|s| s.len() <= MAX_PARAM_LEN);
+    login::finish_kakao_logout(&state, &AppSession(session), returned).await?;
+    Ok(see_other("/?logged_out=kakao"))
 }
 
 #[cfg(test)]

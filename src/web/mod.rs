@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod consents;
 pub mod error;
 pub mod extract;
 pub mod kakao;
@@ -276,6 +277,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(pages::readyz))
     .route("/profile/", web::get().to(pages::show_profile))
     .route("/profile/", web::post().to(pages::update_profile))
+    .route("/profile/leave/", web::get().to(pages::confirm_leave))
+    .route("/profile/leave/", web::post().to(pages::leave))
+    .route("/goodbye/", web::get().to(pages::goodbye))
     .route("/kakao/login/", web::get().to(kakao::start_kakao_login))
     .route(
         "/kakao/login/callback/",
@@ -283,12 +287,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/kakao/logout/", web::get().to(kakao::confirm_logout))
     .route("/kakao/logout/", web::post().to(kakao::logout))
+    .route(
+        "/kakao/logout/callback/",
+        web::get().to(kakao::finish_kakao_logout),
+    )
     .service(web::scope("/admin").configure(admin::routes));
 }
 
 /// Paths that exist with a trailing slash; without one they redirect, as Django does.
 const SLASH_PATHS: &[&str] = &[
     "/profile",
+    "/profile/leave",
+    "/goodbye",
     "/admin",
     "/admin/users",
     "/admin/audit",
@@ -296,6 +306,7 @@ const SLASH_PATHS: &[&str] = &[
     "/kakao/login",
     "/kakao/login/callback",
     "/kakao/logout",
+    "/kakao/logout/callback",
 ];
 
 /// Anything not routed: a redirect to the slashed path, or the 404 page.

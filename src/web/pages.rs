@@ -1,4 +1,5 @@
-//! The login page, the profile page (view and edit), and health checks.
+//! The login page, the profile page (view and edit, consent items, leaving), and health
+//! checks.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -6,12 +7,14 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::consents::{self, Consents};
 use super::error::urlencode;
 use super::extract::{Csrf, CurrentUser, Form, MaybeUser};
 use super::labels::{format_time, provider_label};
 use super::{AppError, Layout, render, see_other};
 use crate::auth::{AppSession, safe_next};
 use crate::db;
+use crate::kakao::KakaoClient;
 use crate::state::AppState;
 use crate::users::changes::{self, ChangeError, UserPatch};
 use crate::users::manager::{FieldErrors, UserManager};
@@ -24,6 +27,8 @@ struct LoginPage {
     layout: Layout,
     notice: Option<&'static str>,
     login_href: String,
+    /// The same login through Kakao's account chooser.
+    other_account_href: String,
 }
 
 #[derive(Deserialize)]
@@ -46,7 +51,13 @@ pub async fn login_page(
         Some(n) => format!("/kakao/login/?next={}", urlencode(n)),
         None => "/kakao/login/".to_owned(),
     };
-    let notice = if query.logged_out.is_some() {
+    let other_account_href = match &next {
+        Some(n) => format!("/kakao/login/?prompt=select_account&next={}", urlencode(n)),
+        None => "/kakao/login/?prompt=select_account".to_owned(),
+    };
+    let notice = if query.logged_out.as_deref() == Some("kakao") {
+        Some("로그아웃했습니다. 이 브라우저의 카카오계정에서도 로그아웃했습니다.")
+    } else if query.logged_out.is_some() {
         Some("로그아웃했습니다.")
     } else if next.is_some() {
         Some("로그인이 필요한 페이지입니다. 카카오 로그인 후 이어서 이용하세요.")
@@ -59,6 +70,7 @@ pub async fn login_page(
             layout: Layout::new(&state, None),
             notice,
             login_href,
+            other_account_href,
         },
     )
 }
@@ -77,6 +89,8 @@ struct ProfilePage {
     age: String,
     name_errors: Vec<String>,
     age_errors: Vec<String>,
+    /// Kakao consent items (with an admin key configured).
+    consents: Option<Consents>,
 }
 
 impl ProfilePage {
@@ -93,8 +107,26 @@ impl ProfilePage {
             age: user.age.map(|a| a.to_string()).unwrap_or_default(),
             name_errors: Vec::new(),
             age_errors: Vec::new(),
+            consents: None,
         }
     }
+}
+
+/// The consent items of `user`, when an admin key lets us ask Kakao (one lookup of the link).
+async fn consents_of(
+    state: &AppState,
+    kakao: &KakaoClient,
+    user: &User,
+) -> Result<Option<Consents>, AppError> {
+    if kakao.config().admin_key.is_none() {
+        return Ok(None);
+    }
+    let id = user.id;
+    let kakao_id = db::run(&state.pool, move |conn| {
+        crate::users::lookup::kakao_id_of(conn, id)
+    })
+    .await?;
+    Ok(consents::consents(kakao, kakao_id).await)
 }
 
 #[derive(Deserialize)]
@@ -105,13 +137,97 @@ pub struct ProfileQuery {
 /// `GET /profile/`.
 pub async fn show_profile(
     state: web::Data<AppState>,
+    kakao: web::Data<KakaoClient>,
     CurrentUser(user): CurrentUser,
     session: Session,
     query: web::Query<ProfileQuery>,
 ) -> Result<HttpResponse, AppError> {
     let mut page = ProfilePage::new(&state, &user, AppSession(session).csrf_token());
     page.saved = query.saved.is_some();
+    page.consents = consents_of(&state, &kakao, &user).await?;
     render(StatusCode::OK, &page)
+}
+
+#[derive(Template)]
+#[template(path = "pages/leave.html")]
+struct LeavePage {
+    layout: Layout,
+    csrf_token: String,
+    email: String,
+}
+
+/// `GET /profile/leave/`: what leaving means, and the button (leaving is never a GET).
+pub async fn confirm_leave(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
+    render(
+        StatusCode::OK,
+        &LeavePage {
+            layout: Layout::new(&state, Some(&user)),
+            csrf_token: AppSession(session).csrf_token(),
+            email: user.email.clone(),
+        },
+    )
+}
+
+/// `POST /profile/leave/`: the person leaves. The account is deleted through the change
+/// service (audited, every session ends with it), unlinked at Kakao when an admin key is
+/// set, and the browser signed out; the goodbye page says what Kakao answered.
+pub async fn leave(
+    state: web::Data<AppState>,
+    kakao: web::Data<KakaoClient>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    _: Csrf,
+) -> Result<HttpResponse, AppError> {
+    let id = user.id;
+    let actor = Actor::User(user, Door::Profile);
+    let removed = changes::remove_user(&state.pool, &kakao, actor, id).await?;
+    AppSession(session).sign_out();
+    Ok(see_other(&format!(
+        "/goodbye/?unlink={}",
+        removed.kakao.as_str()
+    )))
+}
+
+#[derive(Template)]
+#[template(path = "pages/goodbye.html")]
+struct GoodbyePage {
+    layout: Layout,
+    /// What Kakao said about the link, in words.
+    unlink: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub struct GoodbyeQuery {
+    unlink: Option<String>,
+}
+
+/// `GET /goodbye/`: after leaving.
+pub async fn goodbye(
+    state: web::Data<AppState>,
+    query: web::Query<GoodbyeQuery>,
+) -> Result<HttpResponse, AppError> {
+    let unlink = match query.unlink.as_deref() {
+        Some("unlinked") => Some("카카오계정과의 연결도 끊었습니다."),
+        Some("not_linked") => None,
+        Some("not_configured") => Some(
+            "카카오계정과의 연결은 이 서비스에서 끊을 수 없습니다. 카카오계정 > 연결된 서비스 관리에서 직접 끊을 수 있습니다.",
+        ),
+        Some("failed") => Some(
+            "카카오계정과의 연결을 끊지 못했습니다. 카카오계정 > 연결된 서비스 관리에서 직접 끊을 수 있습니다.",
+        ),
+        _ => None,
+    };
+    render(
+        StatusCode::OK,
+        &GoodbyePage {
+            layout: Layout::new(&state, None),
+            unlink,
+        },
+    )
 }
 
 #[derive(Deserialize)]

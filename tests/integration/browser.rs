@@ -562,3 +562,59 @@ async fn staff_deactivate_a_user_and_that_users_open_session_ends() {
     staff.finish().await;
     member.finish().await;
 }
+
+#[actix_web::test]
+#[cfg_attr(
+    all(not(has_browser), not(ci)),
+    ignore = "chromium and chromium-driver are not installed: the browser suite did NOT run \
+              (apt-get install chromium chromium-driver)"
+)]
+async fn log_out_of_kakao_too_come_back_with_another_account_and_leave() {
+    let app = App::start().await;
+    let e2e = app.browser("kakao-account").await;
+    e2e.sign_up("떠날사람", "leaver@example.com").await;
+
+    // Log out of this service and of the Kakao account in this browser.
+    e2e.click("a[href='/kakao/logout/']").await;
+    e2e.wait_for_path("/kakao/logout/").await;
+    e2e.check_page("logout-choices").await;
+    e2e.click("[data-testid=logout-kakao]").await;
+    e2e.wait_for_path("/?logged_out=kakao").await;
+    let text = e2e.body_text().await;
+    assert!(text.contains("카카오계정에서도 로그아웃했습니다"), "{text}");
+    e2e.check_page("logged-out-of-kakao").await;
+
+    // "다른 카카오계정으로 로그인": Kakao's account chooser.
+    e2e.click("a[data-testid=kakao-login-other]").await;
+    e2e.wait_for_path("/_kakao/oauth/authorize").await;
+    assert!(e2e.path().await.contains("prompt=select_account"));
+    assert!(e2e.body_text().await.contains("select_account"));
+    e2e.browser
+        .find(Locator::XPath(
+            "//label[contains(., 'leaver@example.com')]/input",
+        ))
+        .await
+        .expect("the account from before is listed")
+        .click()
+        .await
+        .expect("pick it");
+    e2e.check_page("select-account").await;
+    e2e.click("button[value=agree]").await;
+    e2e.wait_for_path("/profile/").await;
+    assert!(e2e.body_text().await.contains("leaver@example.com"));
+    e2e.check_page("profile-consents").await;
+
+    // Leave.
+    e2e.click("a[data-testid=leave]").await;
+    e2e.wait_for_path("/profile/leave/").await;
+    e2e.check_page("leave-confirm").await;
+    e2e.click("[data-testid=leave-confirm]").await;
+    e2e.wait_for_path("/goodbye/").await;
+    let text = e2e.body_text().await;
+    assert!(text.contains("탈퇴했습니다"), "{text}");
+    assert!(text.contains("카카오계정과의 연결도 끊었습니다"), "{text}");
+    e2e.check_page("goodbye").await;
+    e2e.browser.goto(&e2e.url("/profile/")).await.expect("open");
+    e2e.wait_for_path("/?next=").await;
+    e2e.finish().await;
+}

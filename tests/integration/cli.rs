@@ -154,3 +154,87 @@ fn commands_never_die_of_a_signal_on_exit() {
     });
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// `check` asks Kakao (here the stand-in) about the configured keys: one line per finding,
+/// naming what to fix, and a non-zero exit on any problem.
+#[actix_web::test]
+async fn check_diagnoses_the_kakao_keys() {
+    use crate::support::{ADMIN_KEY, APP_ID, CLIENT_ID, CLIENT_SECRET};
+    let kakao = kakao_login::standin::StandIn::start(kakao_login::standin::StandInConfig {
+        client_id: CLIENT_ID.into(),
+        client_secret: Some(CLIENT_SECRET.into()),
+        app_id: APP_ID,
+        admin_key: Some(ADMIN_KEY.into()),
+        redirect_uris: vec!["http://127.0.0.1:9/kakao/login/callback/".into()],
+    })
+    .await
+    .expect("stand-in");
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let check = |client_id: &str, secret: &str, admin_key: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kakao-login"));
+        command
+            .arg("check")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &db.url)
+            .env("DATA_DIR", dir.path())
+            .env("CONFIG_DIR", "/nonexistent")
+            .env("RUST_LOG", "warn")
+            .env("PUBLIC_URL", "http://127.0.0.1:9")
+            .env("KAKAO_CLIENT_ID", client_id)
+            .env("KAKAO_CLIENT_SECRET", secret)
+            .env("KAKAO_ADMIN_KEY", admin_key)
+            .env("KAKAO_APP_ID", APP_ID.to_string())
+            .env("KAKAO_OIDC", "true")
+            .env("KAKAO_AUTH_BASE_URL", &kakao.base_url)
+            .env("KAKAO_API_BASE_URL", &kakao.base_url);
+        // The stand-in answers on this thread: wait for the command off it.
+        async move {
+            let out = actix_web::rt::task::spawn_blocking(move || command.output())
+                .await
+                .expect("joined")
+                .expect("run kakao-login");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        }
+    };
+    let (ok, stdout) = check(CLIENT_ID, CLIENT_SECRET, ADMIN_KEY).await;
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains("ok    Kakao accepts KAKAO_CLIENT_ID"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("JWKS has"), "{stdout}");
+    assert!(
+        stdout.contains("ok    KAKAO_ADMIN_KEY is accepted"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+
+    let (ok, stdout) = check("not-our-key", CLIENT_SECRET, ADMIN_KEY).await;
+    assert!(!ok);
+    assert!(
+        stdout.contains("FAIL  Kakao token endpoint: KAKAO_CLIENT_ID is not the REST API key"),
+        "{stdout}"
+    );
+    let (ok, stdout) = check(CLIENT_ID, "wrong-secret", ADMIN_KEY).await;
+    assert!(!ok);
+    assert!(
+        stdout.contains("FAIL  Kakao token endpoint: KAKAO_CLIENT_SECRET is wrong or missing"),
+        "{stdout}"
+    );
+    let (ok, stdout) = check(CLIENT_ID, CLIENT_SECRET, "wrong-admin-key").await;
+    assert!(!ok);
+    assert!(
+        stdout.contains("FAIL  KAKAO_ADMIN_KEY is not this app's admin key"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("FAIL").count(),
+        1,
+        "one problem, one line: {stdout}"
+    );
+}

@@ -150,6 +150,9 @@ impl TestApp {
         })
         .await
         .expect("stand-in starts");
+        kakao
+            .standin
+            .set_logout_redirect_uris(vec![format!("{base}/kakao/logout/callback/")]);
         let data_dir = tempfile::tempdir().expect("tempdir");
         let data_dir_str = data_dir.path().display().to_string();
         let app_id = APP_ID.to_string();
@@ -169,6 +172,9 @@ impl TestApp {
             ("kakao_api_base_url", &kakao.base_url),
             ("kakao_timeout_ms", "3000"),
             ("kakao_connect_timeout_ms", "1000"),
+            // The stand-in signs ID tokens: every test signs in through OpenID Connect unless
+            // it turns it off.
+            ("kakao_oidc", "true"),
         ];
         overrides.extend_from_slice(extra);
         let settings = Settings::development_with(&overrides).expect("settings");

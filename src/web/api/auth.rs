@@ -21,8 +21,8 @@ pub async fn get_csrf_token(session: Session) -> HttpResponse {
     })
 }
 
-/// `POST /api/auth/kakao/`: sign in (or up) with an access token from Kakao's mobile SDK,
-/// by the same identity rules as the web flow; sets the session cookie.
+/// `POST /api/auth/kakao/`: sign in (or up) with an access token or an ID token from Kakao's
+/// mobile SDK, by the same identity rules as the web flow; sets the session cookie.
 #[utoipa::path(post, path = "/api/auth/kakao/", request_body = KakaoTokenRequest, tag = "auth",
     responses((status = 200, body = UserResponse), (status = 400), (status = 401), (status = 403),
         (status = 409), (status = 503)))]
@@ -33,13 +33,21 @@ pub async fn sign_in_with_kakao_token(
     session: Session,
     SignInBody(body): SignInBody<KakaoTokenRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let signed_in = login::sign_in_with_access_token(
-        &state,
-        &kakao,
-        &AppSession(session),
-        &client_address(&req),
-        &body.access_token,
-    )
-    .await?;
+    let (session, client) = (AppSession(session), client_address(&req));
+    let signed_in = match (&body.access_token, &body.id_token) {
+        (Some(access_token), None) if body.nonce.is_none() => {
+            login::sign_in_with_access_token(&state, &kakao, &session, &client, access_token)
+                .await?
+        }
+        (None, Some(id_token)) => {
+            let nonce = body.nonce.as_deref();
+            login::sign_in_with_id_token(&state, &kakao, &session, &client, id_token, nonce).await?
+        }
+        _ => {
+            return Err(AppError::bad_request(
+                "send either access_token, or id_token (with an optional nonce)",
+            ));
+        }
+    };
     Ok(ok_json(&UserResponse::from(&signed_in.user)))
 }

@@ -151,16 +151,23 @@ impl BodyFields for CreateUserRequest {
     ];
 }
 
-/// Sign in with an access token from Kakao's mobile SDK (no CSRF token: it acts on no
-/// existing session).
+/// Sign in with a token from Kakao's mobile SDK (no CSRF token: it acts on no existing
+/// session): either an access token (checked with Kakao), or an OpenID Connect ID token
+/// (verified against Kakao's keys) with, optionally, the nonce the app sent.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KakaoTokenRequest {
-    pub access_token: String,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub id_token: Option<String>,
+    /// With `id_token`: the nonce the app passed to Kakao's SDK, compared with the token's.
+    #[serde(default)]
+    pub nonce: Option<String>,
 }
 
 impl BodyFields for KakaoTokenRequest {
-    const FIELDS: &'static [&'static str] = &["access_token"];
+    const FIELDS: &'static [&'static str] = &["access_token", "id_token", "nonce"];
 }
 
 /// What happened to an account that was deleted.

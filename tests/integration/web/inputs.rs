@@ -17,6 +17,9 @@ fn query_doors(id: i64) -> Vec<(String, &'static str)> {
     vec![
         ("/".into(), "next"),
         ("/kakao/login/".into(), "next"),
+        ("/kakao/login/".into(), "login_hint"),
+        ("/kakao/login/".into(), "prompt"),
+        ("/kakao/logout/callback/".into(), "state"),
         ("/kakao/login/callback/".into(), "state"),
         ("/admin/login/".into(), "next"),
         ("/admin/users/".into(), "q"),
@@ -266,7 +269,7 @@ fn value(dice: &mut Dice) -> String {
     }
 }
 
-const PARAMS: [&str; 22] = [
+const PARAMS: [&str; 24] = [
     "q",
     "search",
     "cursor",
@@ -289,9 +292,11 @@ const PARAMS: [&str; 22] = [
     "deleted",
     "unlink",
     "bulk_ok",
+    "prompt",
+    "login_hint",
 ];
 
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 17] = [
     "csrf_token",
     "name",
     "age",
@@ -306,6 +311,9 @@ const FIELDS: [&str; 14] = [
     "password",
     "provider",
     "access_token",
+    "id_token",
+    "nonce",
+    "kakao_account",
 ];
 
 /// Every route, as (method, path); `{id}` is filled in with an existing or a missing id. A
@@ -323,6 +331,10 @@ fn routes(id: i64, signed_in: bool) -> Vec<(&'static str, String)> {
         ("GET", "/kakao/login/callback/".into()),
         ("GET", "/kakao/logout/".into()),
         ("POST", "/kakao/logout/".into()),
+        ("GET", "/kakao/logout/callback/".into()),
+        ("GET", "/profile/leave/".into()),
+        ("POST", "/profile/leave/".into()),
+        ("GET", "/goodbye/".into()),
         ("GET", "/admin/".into()),
         ("GET", "/admin/users/".into()),
         ("GET", "/admin/users.csv".into()),
@@ -350,7 +362,9 @@ fn routes(id: i64, signed_in: bool) -> Vec<(&'static str, String)> {
         routes.retain(|(method, path)| {
             !matches!(
                 (*method, path.as_str()),
-                ("GET" | "POST", "/kakao/logout/") | ("DELETE", "/api/users/me/")
+                ("GET" | "POST", "/kakao/logout/")
+                    | ("DELETE", "/api/users/me/")
+                    | ("POST", "/profile/leave/")
             )
         });
     }

@@ -64,7 +64,7 @@ async fn declining_email_offers_to_ask_kakao_again_and_asking_again_works() {
         .await;
     assert_eq!(start.status, 302);
     let authorize = start.location();
-    assert_eq!(query_of(&authorize)["scope"], "account_email");
+    assert_eq!(query_of(&authorize)["scope"], "account_email openid");
     let back = app
         .authorize_with(
             &browser,

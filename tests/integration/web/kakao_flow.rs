@@ -16,7 +16,7 @@ async fn login_start_redirects_to_kakao_with_state_pkce_and_scopes() {
     assert_eq!(q["redirect_uri"], app.url("/kakao/login/callback/"));
     assert_eq!(q["code_challenge_method"], "S256");
     assert!(q["state"].len() >= 22);
-    assert_eq!(q["scope"], "profile_nickname account_email");
+    assert_eq!(q["scope"], "profile_nickname account_email openid");
     let cookie = browser.cookies.borrow().clone();
     assert!(
         cookie.contains_key("kakao_login"),

@@ -11,12 +11,14 @@ use super::super::audit::HistoryRow;
 use super::super::{AdminLayout, admin_actor};
 use crate::auth::AppSession;
 use crate::db;
+use crate::kakao::KakaoClient;
 use crate::state::AppState;
 use crate::users::changes::{self, ChangeError, UserPatch};
 use crate::users::lookup::{self, UserDetail};
 use crate::users::manager::{EMAIL_TAKEN, FieldErrors, UserManager};
 use crate::users::model::{SocialAccount, User};
 use crate::users::permissions::{self, Role, UserField};
+use crate::web::consents::{self, Consents};
 use crate::web::extract::{Csrf, Form, StaffUser};
 use crate::web::labels::{format_time, provider_label, role_label};
 use crate::web::{AppError, Layout, render, see_other};
@@ -73,6 +75,8 @@ struct UserPage {
     can_delete: bool,
     saved: bool,
     history: Vec<HistoryRow>,
+    /// Kakao consent items (with an admin key configured).
+    consents: Option<Consents>,
 }
 
 impl UserPage {
@@ -125,6 +129,7 @@ fn user_page(
         can_delete: permissions::can_delete(actor),
         saved: false,
         history: history.iter().map(HistoryRow::of).collect(),
+        consents: None,
         kakao,
         user,
     }
@@ -138,14 +143,17 @@ pub struct SavedQuery {
 /// `GET /admin/users/{id}/`.
 pub async fn show_user(
     state: web::Data<AppState>,
+    kakao: web::Data<KakaoClient>,
     StaffUser(actor): StaffUser,
     session: Session,
     path: web::Path<i64>,
     query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, AppError> {
     let detail = load_detail(&state, &actor, path.into_inner()).await?;
+    let kakao_id = detail.kakao.as_ref().map(|k| k.uid);
     let mut page = user_page(&state, &actor, &AppSession(session), detail, None);
     page.saved = query.saved.is_some();
+    page.consents = consents::consents(&kakao, kakao_id).await;
     render(StatusCode::OK, &page)
 }
 
