@@ -11,15 +11,19 @@
 //!   `GET /v2/user/scopes` and `GET /v1/user/ids` (admin key only);
 //! * plus a Korean consent page (`POST /oauth/consent`) where a person picks or types a test
 //!   Kakao account. Agreeing signs the browser in with a `standin_kakao_session` cookie, the
-//!   Kakao Account session that `prompt=none` relies on and `/oauth/logout` ends.
+//!   Kakao Account session that `prompt=none` relies on and `/oauth/logout` ends. Beside each
+//!   account linked to the app, "연결 끊기" (`POST /oauth/unlink`) cuts the app off
+//!   as the person would in their Kakao account settings, and sends Kakao's two webhooks to the
+//!   app (see `webhooks.rs`, also for the control endpoints under `/_standin/webhooks/`).
 //!
 //! Tests steer it through [`StandIn`]: add accounts, skip the consent page
 //! ([`StandIn::set_auto_consent`]), inject faults per [`Endpoint`] and into ID tokens
 //! ([`StandIn::set_id_token_fault`]), count hits, mint or expire access tokens, mint ID tokens
 //! ([`StandIn::mint_id_token`]), turn OpenID Connect off ([`StandIn::set_oidc`]), set the issuer
 //! ([`StandIn::set_issuer`]), rotate the signing key ([`StandIn::rotate_signing_key`]), register
-//! logout redirect URIs ([`StandIn::set_logout_redirect_uris`]) and inspect authorize requests,
-//! logouts and unlinks.
+//! logout redirect URIs ([`StandIn::set_logout_redirect_uris`]), send Kakao's webhooks to the
+//! app ([`StandIn::set_webhook_targets`], [`StandIn::send_unlink_webhook`],
+//! [`StandIn::send_security_event`]) and inspect authorize requests, logouts and unlinks.
 //!
 //! Signing keys are RSA 2048, generated at run time into one pool that every stand-in in the
 //! process shares (see `keys.rs`); none is ever committed. The behaviour follows `kakao-api.md`
@@ -34,6 +38,9 @@ mod reply;
 mod state;
 #[cfg(test)]
 mod tests;
+mod webhooks;
+
+pub use webhooks::{SetFault, SetOptions, WebhookAnswer, WebhookMethod, events};
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -343,6 +350,18 @@ impl StandIn {
         .service(
             web::resource("/.well-known/openid-configuration")
                 .route(web::get().to(bind(self, oidc::openid_configuration))),
+        )
+        .service(
+            web::resource("/oauth/unlink")
+                .route(web::post().to(bind(self, webhooks::unlink_from_consent))),
+        )
+        .service(
+            web::resource("/_standin/webhooks/unlink")
+                .route(web::post().to(bind(self, webhooks::control_unlink))),
+        )
+        .service(
+            web::resource("/_standin/webhooks/event")
+                .route(web::post().to(bind(self, webhooks::control_event))),
         );
     }
 

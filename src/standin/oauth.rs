@@ -225,6 +225,8 @@ struct AccountChoice {
     nickname: String,
     email: String,
     selected: bool,
+    /// Linked to the app: the row offers "연결 끊기".
+    linked: bool,
 }
 
 /// What the "new account" part of the form held (kept when the page is shown again).
@@ -263,10 +265,12 @@ struct ConsentPage<'a> {
     /// Which `prompt` was asked, one line each, so a browser test can see it.
     prompt_lines: Vec<String>,
     error: Option<&'a str>,
+    /// What "연결 끊기" did, one line each.
+    notices: Vec<String>,
 }
 
 /// Render an askama page, or a bare 500 if the template fails.
-fn render(status: u16, page: &impl askama::Template) -> HttpResponse {
+pub(super) fn render(status: u16, page: &impl askama::Template) -> HttpResponse {
     match page.render() {
         Ok(body) => reply::html(status, body),
         Err(err) => {
@@ -309,7 +313,7 @@ fn page_client_id(config: &StandInConfig, params: &Params) -> Result<String, Pag
 }
 
 /// Validate the authorize parameters the way Kakao does before showing anything.
-fn validate(
+pub(super) fn validate(
     config: &StandInConfig,
     oidc: bool,
     params: &Params,
@@ -448,7 +452,7 @@ fn validate(
 }
 
 /// The browser's Kakao Account session cookie value, if it sent one.
-fn session_cookie(req: &HttpRequest) -> Option<String> {
+pub(super) fn session_cookie(req: &HttpRequest) -> Option<String> {
     req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned())
 }
 
@@ -569,10 +573,11 @@ fn silent(standin: &StandIn, request: &AuthorizeRequest, cookie: Option<&str>) -
 }
 
 /// The consent page for `request`, optionally with an error and the previous form input.
-fn consent_page(
+pub(super) fn consent_page(
     standin: &StandIn,
     request: &AuthorizeRequest,
     previous: Option<(&Params, &str)>,
+    notices: Vec<String>,
 ) -> HttpResponse {
     let selected = previous
         .and_then(|(form, _)| form.get("account").map(str::to_owned))
@@ -595,6 +600,7 @@ fn consent_page(
                     .clone()
                     .unwrap_or_else(|| "(이메일 없음)".to_owned()),
                 selected: false,
+                linked: state.links.contains_key(&a.id),
             })
             .collect()
     };
@@ -639,6 +645,7 @@ fn consent_page(
         share_email,
         prompt_lines: request.prompt_lines(),
         error: previous.map(|(_, message)| message),
+        notices,
     };
     render(if previous.is_some() { 400 } else { 200 }, &page)
 }
@@ -671,7 +678,7 @@ pub(super) async fn authorize(standin: StandIn, req: HttpRequest, _body: Bytes) 
             kakao_id,
             share_email,
         }) => agree(&standin, &request, kakao_id, share_email, cookie.as_deref()),
-        None => consent_page(&standin, &request, None),
+        None => consent_page(&standin, &request, None, Vec::new()),
     }
 }
 
@@ -751,6 +758,7 @@ pub(super) async fn consent(standin: StandIn, req: HttpRequest, body: Bytes) -> 
             &standin,
             &request,
             Some((&form, "[필수] 동의 항목에 모두 동의해 주세요.")),
+            Vec::new(),
         );
     }
     let chosen = {
@@ -760,7 +768,7 @@ pub(super) async fn consent(standin: StandIn, req: HttpRequest, body: Bytes) -> 
     let cookie = session_cookie(&req);
     match chosen {
         Ok(kakao_id) => agree(&standin, &request, kakao_id, share_email, cookie.as_deref()),
-        Err(message) => consent_page(&standin, &request, Some((&form, message))),
+        Err(message) => consent_page(&standin, &request, Some((&form, message)), Vec::new()),
     }
 }
 

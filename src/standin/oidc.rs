@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
-use super::keys::{self, CryptoError, Jwk, SigningKey};
+use super::keys::{self, CryptoError, Jwk};
 use super::reply;
 use super::state::{
     ACCESS_TOKEN_SECONDS, SCOPE_EMAIL, SCOPE_NICKNAME, State, random_token, unix_now,
@@ -212,32 +212,70 @@ impl IdTokenPlan {
     /// Sign it: RS256 with the planned pool key, header `{"typ":"JWT","alg":"RS256","kid":...}`,
     /// unless the fault says otherwise.
     pub(super) fn sign(&self) -> Result<String, CryptoError> {
-        match self.fault {
-            Some(IdTokenFault::AlgNone) => {
-                let payload =
-                    serde_json::to_vec(&self.claims).map_err(|e| CryptoError(e.to_string()))?;
-                Ok(format!(
-                    "{}.{}.",
-                    URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
-                    URL_SAFE_NO_PAD.encode(payload)
-                ))
-            }
-            Some(IdTokenFault::Hs256WithPublicKey) => {
-                let key = keys::key(self.key_index)?;
-                let mut header = Header::new(Algorithm::HS256);
-                header.typ = Some("JWT".to_owned());
-                header.kid = Some(key.kid.clone());
-                let secret = EncodingKey::from_secret(key.public_pem.as_bytes())
-                    .map_err(|e| CryptoError(e.to_string()))?;
-                jsonwebtoken::encode(&header, &self.claims, &secret)
-                    .map_err(|e| CryptoError(e.to_string()))
-            }
-            Some(IdTokenFault::BadSignature) => {
-                let key = keys::key(self.key_index)?;
-                corrupt_signature(&sign_rs256(&key, &self.claims)?)
-            }
-            _ => sign_rs256(&*keys::key(self.key_index)?, &self.claims),
+        let how = match self.fault {
+            Some(IdTokenFault::AlgNone) => Signing::AlgNone,
+            Some(IdTokenFault::Hs256WithPublicKey) => Signing::Hs256WithPublicKey,
+            Some(IdTokenFault::BadSignature) => Signing::BadSignature,
+            _ => Signing::Rs256,
+        };
+        sign_jwt(&self.claims, "JWT", self.key_index, how)
+    }
+}
+
+/// How a token the stand-in issues (an ID token, a Security Event Token) is signed: properly,
+/// or broken in exactly one way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Signing {
+    /// RS256 with the key, its `kid` in the header.
+    Rs256,
+    /// RS256 with one bit of the signature flipped (still valid base64url of the right length).
+    BadSignature,
+    /// Header `{"alg":"none","typ":...}` and an empty signature part.
+    AlgNone,
+    /// HS256 with the key's public PEM as the HMAC secret, its `kid` in the header.
+    Hs256WithPublicKey,
+}
+
+/// `claims` as a compact JWS with header `typ` (`JWT`, `secevent+jwt`), signed with pool key
+/// `key_index` as `how` says.
+pub(super) fn sign_jwt(
+    claims: &impl Serialize,
+    typ: &str,
+    key_index: usize,
+    how: Signing,
+) -> Result<String, CryptoError> {
+    let (algorithm, secret) = match how {
+        Signing::AlgNone => {
+            let header = serde_json::json!({"alg": "none", "typ": typ});
+            let payload = serde_json::to_vec(claims).map_err(|e| CryptoError(e.to_string()))?;
+            return Ok(format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(payload)
+            ));
         }
+        Signing::Hs256WithPublicKey => {
+            let key = keys::key(key_index)?;
+            let secret = EncodingKey::from_secret(key.public_pem.as_bytes())
+                .map_err(|e| CryptoError(e.to_string()))?;
+            (Algorithm::HS256, (key, secret))
+        }
+        Signing::Rs256 | Signing::BadSignature => {
+            let key = keys::key(key_index)?;
+            let secret = EncodingKey::from_rsa_der(&key.private_der);
+            (Algorithm::RS256, (key, secret))
+        }
+    };
+    let (key, secret) = secret;
+    let mut header = Header::new(algorithm);
+    header.typ = Some(typ.to_owned());
+    header.kid = Some(key.kid.clone());
+    let token =
+        jsonwebtoken::encode(&header, claims, &secret).map_err(|e| CryptoError(e.to_string()))?;
+    if how == Signing::BadSignature {
+        corrupt_signature(&token)
+    } else {
+        Ok(token)
     }
 }
 
@@ -253,17 +291,4 @@ fn corrupt_signature(token: &str) -> Result<String, CryptoError> {
         *last ^= 0x01;
     }
     Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes)))
-}
-
-/// `claims` as a JWT signed RS256 with `key`, its `kid` in the header.
-fn sign_rs256(key: &SigningKey, claims: &Claims) -> Result<String, CryptoError> {
-    let mut header = Header::new(Algorithm::RS256);
-    header.typ = Some("JWT".to_owned());
-    header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &EncodingKey::from_rsa_der(&key.private_der),
-    )
-    .map_err(|e| CryptoError(e.to_string()))
 }

@@ -168,6 +168,8 @@ pub(super) struct State {
     pub(super) last_authorize_query: Option<BTreeMap<String, String>>,
     /// Registered "Logout Redirect URIs" for `GET /oauth/logout` (compared byte for byte).
     pub(super) logout_redirect_uris: Vec<String>,
+    /// Where the app receives Kakao's webhooks.
+    pub(super) webhook_targets: super::webhooks::WebhookTargets,
 }
 
 impl Default for State {
@@ -193,6 +195,7 @@ impl Default for State {
             sessions: HashMap::new(),
             last_authorize_query: None,
             logout_redirect_uris: Vec::new(),
+            webhook_targets: super::webhooks::WebhookTargets::default(),
         }
     }
 }
@@ -370,8 +373,15 @@ impl State {
         self.logged_out.push(kakao_id);
     }
 
-    /// Unlink `kakao_id` from the app: consent, codes and tokens are gone.
+    /// Unlink `kakao_id` from the app through the API: the link is cut and the call recorded.
     pub(super) fn unlink_user(&mut self, kakao_id: i64) {
+        self.cut_link(kakao_id);
+        self.unlinked.push(kakao_id);
+    }
+
+    /// Cut the link of `kakao_id` to the app (by the API, or from Kakao's side): consent,
+    /// codes and tokens are gone.
+    pub(super) fn cut_link(&mut self, kakao_id: i64) {
         self.links.remove(&kakao_id);
         for record in self.access_tokens.values_mut() {
             if record.kakao_id == kakao_id {
@@ -380,6 +390,5 @@ impl State {
         }
         self.refresh_tokens.retain(|_, r| r.kakao_id != kakao_id);
         self.codes.retain(|_, c| c.kakao_id != kakao_id);
-        self.unlinked.push(kakao_id);
     }
 }

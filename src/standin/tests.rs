@@ -2907,3 +2907,443 @@ async fn mint_id_token_links_the_account_and_signs_with_the_current_key() {
     // Nothing went through the token endpoint.
     assert_eq!(standin.hits(Endpoint::Token), 0);
 }
+
+// ---------------------------------------------------------------- webhooks
+
+/// One request a receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    method: String,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// An app stand-in that records what reaches it and answers `status` (a 302 to `/elsewhere`
+/// when 302); returns its base URL, its record and its handle.
+async fn receiver(
+    status: u16,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    actix_web::dev::ServerHandle,
+) {
+    let record = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
+    let for_server = record.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let record = for_server.clone();
+        App::new().default_service(web::to(move |req: actix_web::HttpRequest, body: Bytes| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push(Received {
+                    method: req.method().to_string(),
+                    path: req.path().to_owned(),
+                    query: req.query_string().to_owned(),
+                    headers: req.headers().clone(),
+                    body,
+                });
+                let mut reply = actix_web::HttpResponse::build(
+                    actix_web::http::StatusCode::from_u16(status).unwrap(),
+                );
+                if status == 302 {
+                    reply.insert_header((header::LOCATION, "/elsewhere"));
+                }
+                reply.body("answer")
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let base = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (base, record, handle)
+}
+
+fn pairs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+fn form_of(bytes: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(bytes).into_owned().collect()
+}
+
+#[actix_web::test]
+async fn the_unlink_webhook_is_sent_as_kakao_sends_it_after_the_link_is_cut() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let token = standin.issue_access_token(id);
+    let (base, record, handle) = receiver(200).await;
+    assert!(
+        standin
+            .send_unlink_webhook(id, "UNLINK_FROM_APPS", super::WebhookMethod::Post)
+            .await
+            .unwrap_err()
+            .contains("no unlink webhook target"),
+    );
+    standin.set_webhook_targets(Some(format!("{base}/hook/unlink/")), None);
+    let answer = standin
+        .send_unlink_webhook(id, "UNLINK_FROM_APPS", super::WebhookMethod::Post)
+        .await
+        .unwrap();
+    assert_eq!((answer.status, answer.body.as_str()), (200, "answer"));
+    {
+        let got = record.lock().unwrap();
+        let post = &got[0];
+        assert_eq!(
+            (post.method.as_str(), post.path.as_str()),
+            ("POST", "/hook/unlink/")
+        );
+        assert_eq!(
+            post.headers.get(header::AUTHORIZATION).unwrap(),
+            &format!("KakaoAK {ADMIN_KEY}")
+        );
+        assert!(
+            post.headers
+                .get(header::CONTENT_TYPE)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("application/x-www-form-urlencoded")
+        );
+        let fields = form_of(&post.body);
+        assert_eq!(fields["app_id"], APP_ID.to_string());
+        assert_eq!(fields["user_id"], id.to_string(), "64-bit ids as strings");
+        assert_eq!(fields["referrer_type"], "UNLINK_FROM_APPS");
+    }
+    // The link is cut at "Kakao" first (the token no longer works), but that was not the app's
+    // own unlink call.
+    assert_eq!(h_token_info_code(&standin, &token).await, -101);
+    assert!(standin.unlinked().is_empty());
+
+    // GET puts the fields in the query; raw sends exactly what it is given.
+    standin
+        .send_unlink_webhook(id, "ACCOUNT_DELETE", super::WebhookMethod::Get)
+        .await
+        .unwrap();
+    standin
+        .send_unlink_webhook_raw(&[("user_id", "1")], None, super::WebhookMethod::Post)
+        .await
+        .unwrap();
+    {
+        let got = record.lock().unwrap();
+        assert_eq!(got[1].method, "GET");
+        assert_eq!(
+            form_of(got[1].query.as_bytes())["referrer_type"],
+            "ACCOUNT_DELETE"
+        );
+        assert!(got[1].body.is_empty());
+        assert!(got[2].headers.get(header::AUTHORIZATION).is_none());
+        assert_eq!(form_of(&got[2].body).len(), 1);
+    }
+    handle.stop(true).await;
+
+    // Kakao follows no redirect: a 302 is the answer.
+    let (base, record, handle) = receiver(302).await;
+    standin.set_webhook_targets(Some(format!("{base}/hook/")), None);
+    let answer = standin
+        .send_unlink_webhook(id, "UNLINK_FROM_APPS", super::WebhookMethod::Post)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 302);
+    assert_eq!(record.lock().unwrap().len(), 1);
+    handle.stop(true).await;
+}
+
+/// What access_token_info answers for `token`, as a kapi code (0 when it is valid).
+async fn h_token_info_code(standin: &StandIn, token: &str) -> i64 {
+    let h = harness!(standin.clone());
+    let reply = h.token_info(token).await;
+    if reply.status == 200 {
+        0
+    } else {
+        reply.json()["code"].as_i64().unwrap()
+    }
+}
+
+#[actix_web::test]
+async fn security_event_tokens_verify_with_the_jwks_and_each_fault_breaks_one_thing() {
+    use super::{SetFault, SetOptions, events};
+    let standin = StandIn::new(config());
+    standin.set_issuer("http://kauth.test");
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let jwks = h.jwks().await;
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+    let verify = |token: &str, audience: &str| {
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        let key = jsonwebtoken::DecodingKey::from_jwk(set.find(&kid)?).ok()?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["iss", "aud"]);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&["http://kauth.test"]);
+        jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .ok()
+            .map(|d| d.claims)
+    };
+
+    let token = standin.mint_security_event(id, events::USER_UNLINKED, &SetOptions::default());
+    let header = jwt_part(&token, 0);
+    assert_eq!(header["typ"], "secevent+jwt");
+    assert_eq!(header["alg"], "RS256");
+    let claims = verify(&token, CLIENT_ID).expect("verifies with the JWKS");
+    assert_eq!(claims["sub"], json!(id.to_string()));
+    assert_eq!(claims["iss"], "http://kauth.test");
+    assert!(claims["jti"].as_str().unwrap().len() >= 16);
+    assert!((claims["iat"].as_i64().unwrap() - chrono::Utc::now().timestamp()).abs() < 5);
+    assert_eq!(
+        claims["events"][events::USER_UNLINKED]["reason"],
+        "UNLINK_FROM_APPS"
+    );
+    let again = standin.mint_security_event(id, events::USER_UNLINKED, &SetOptions::default());
+    assert_ne!(
+        jwt_part(&again, 1)["jti"],
+        claims["jti"],
+        "a new jti each time"
+    );
+
+    // The subject inside the event; another audience.
+    let inside = SetOptions {
+        subject_in_event: true,
+        audience: Some(APP_ID.to_string()),
+        ..SetOptions::default()
+    };
+    let token = standin.mint_security_event(id, events::SESSIONS_REVOKED, &inside);
+    let claims = verify(&token, &APP_ID.to_string()).unwrap();
+    assert!(claims.get("sub").is_none());
+    assert_eq!(
+        claims["events"][events::SESSIONS_REVOKED]["subject"],
+        json!({"format": "iss_sub", "iss": "http://kauth.test", "sub": id.to_string()})
+    );
+
+    let with = |fault: SetFault| {
+        standin.mint_security_event(
+            id,
+            events::USER_UNLINKED,
+            &SetOptions {
+                fault: Some(fault),
+                ..SetOptions::default()
+            },
+        )
+    };
+    for fault in [
+        SetFault::BadSignature,
+        SetFault::OtherKid,
+        SetFault::AlgNone,
+        SetFault::Hs256WithPublicKey,
+        SetFault::WrongIssuer,
+        SetFault::WrongAudience,
+    ] {
+        assert!(
+            verify(&with(fault.clone()), CLIENT_ID).is_none(),
+            "{fault:?} verified"
+        );
+    }
+    let other = with(SetFault::OtherKid);
+    let kid = jwt_part(&other, 0)["kid"].as_str().unwrap().to_owned();
+    assert!(set.find(&kid).is_none(), "the JWKS does not publish it");
+    assert_eq!(jwt_part(&with(SetFault::AlgNone), 0)["alg"], "none");
+    assert_eq!(
+        jwt_part(&with(SetFault::Hs256WithPublicKey), 0)["alg"],
+        "HS256"
+    );
+    let expired = with(SetFault::Expired);
+    let claims = verify(&expired, CLIENT_ID).expect("an old token still verifies");
+    assert!(claims["iat"].as_i64().unwrap() < chrono::Utc::now().timestamp() - 3600);
+}
+
+#[actix_web::test]
+async fn security_events_are_posted_as_secevent_jwt_and_unlinking_ones_cut_the_link_first() {
+    use super::{SetFault, SetOptions, events};
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let token = standin.issue_access_token(id);
+    let (base, record, handle) = receiver(202).await;
+    standin.set_webhook_targets(None, Some(format!("{base}/hook/events/")));
+
+    let answer = standin
+        .send_security_event(id, events::SESSIONS_REVOKED, &SetOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 202);
+    assert_eq!(h_token_info_code(&standin, &token).await, 0, "still linked");
+    // A forged user-unlinked changes nothing at "Kakao"; a real one cuts the link.
+    let forged = SetOptions {
+        fault: Some(SetFault::BadSignature),
+        ..SetOptions::default()
+    };
+    standin
+        .send_security_event(id, events::USER_UNLINKED, &forged)
+        .await
+        .unwrap();
+    assert_eq!(h_token_info_code(&standin, &token).await, 0);
+    standin
+        .send_security_event(id, events::USER_UNLINKED, &SetOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(h_token_info_code(&standin, &token).await, -101);
+    let got = record.lock().unwrap().clone();
+    assert_eq!(got.len(), 3);
+    for post in &got {
+        assert_eq!(
+            (post.method.as_str(), post.path.as_str()),
+            ("POST", "/hook/events/")
+        );
+        assert_eq!(
+            post.headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/secevent+jwt"
+        );
+        let body = std::str::from_utf8(&post.body).unwrap();
+        assert_eq!(body.split('.').count(), 3, "a compact JWS: {body}");
+    }
+    assert!(
+        jwt_part(std::str::from_utf8(&got[0].body).unwrap(), 1)["events"]
+            .get(events::SESSIONS_REVOKED)
+            .is_some()
+    );
+    // The webhook never touched the unlink endpoint.
+    assert!(standin.unlinked().is_empty());
+    handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn unlink_on_the_consent_page_cuts_the_link_and_tells_the_app_with_both_webhooks() {
+    let standin = StandIn::new(config());
+    let alice_id = standin.add_user(alice());
+    let bob_id = standin.add_user(bob());
+    let token = standin.issue_access_token(alice_id);
+    let (base, record, handle) = receiver(200).await;
+    standin.set_webhook_targets(
+        Some(format!("{base}/hook/unlink/")),
+        Some(format!("{base}/hook/events/")),
+    );
+    let h = harness!(standin.clone(), "/_kakao");
+    let page = h.authorize(&[("state", "s1")]).await;
+    let html = page.text();
+    // Only the linked account offers it, and its button belongs to the second form, so Enter
+    // in the consent form still agrees.
+    assert!(
+        html.contains(&format!(r#"data-unlink="{alice_id}""#)),
+        "{html}"
+    );
+    assert!(!html.contains(&format!(r#"data-unlink="{bob_id}""#)));
+    assert!(html.contains(r#"form="standin-unlink""#));
+    let default_button = html
+        .split("<button")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('>').unwrap()])
+        .find(|tag| !tag.contains(r#"form="standin-unlink""#))
+        .unwrap();
+    assert!(
+        default_button.contains(r#"value="agree""#),
+        "{default_button}"
+    );
+    assert!(html.contains(r#"id="standin-unlink" method="post" action="unlink""#));
+
+    // Both forms carry the request's hidden fields; post the second form's.
+    let fields = hidden_fields(&html);
+    let mut form: Vec<(String, String)> = fields[fields.len() / 2..].to_vec();
+    form.push(("unlink".into(), alice_id.to_string()));
+    let reply = h.post_form("/oauth/unlink", &pairs(&form)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let text = reply.text();
+    assert!(text.contains("앱과의 연결을 끊었습니다."), "{text}");
+    assert!(text.contains("연결 해제 웹훅: HTTP 200"), "{text}");
+    assert!(
+        text.contains("계정 상태 변경 웹훅 (user-unlinked): HTTP 200"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!(r#"data-unlink="{alice_id}""#)),
+        "no longer linked"
+    );
+    assert_eq!(h_token_info_code(&standin, &token).await, -101);
+    let paths: Vec<String> = record
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(paths, ["/hook/unlink/", "/hook/events/"]);
+
+    // An account that is not linked: a notice, nothing sent.
+    form.pop();
+    form.push(("unlink".into(), bob_id.to_string()));
+    let reply = h.post_form("/oauth/unlink", &pairs(&form)).await;
+    assert!(reply.text().contains("이 앱과 연결된 계정이 아닙니다."));
+    assert_eq!(record.lock().unwrap().len(), 2);
+    // A request the consent page would refuse is refused here too.
+    let reply = h
+        .post_form(
+            "/oauth/unlink",
+            &[("client_id", "someone-else"), ("unlink", "1")],
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn the_control_endpoints_send_webhooks_for_tests_driving_a_running_server() {
+    let standin = StandIn::new(config());
+    let id = standin.add_user(alice());
+    let h = harness!(standin.clone());
+    let send = |path: &'static str, body: Value| {
+        TestRequest::post()
+            .uri(path)
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(body.to_string())
+    };
+    let reply = h
+        .send(send("/_standin/webhooks/unlink", json!({"kakao_id": id})))
+        .await;
+    assert_eq!(reply.status, 502, "no target yet: {}", reply.text());
+    assert!(reply.json()["error"].as_str().unwrap().contains("target"));
+    let (base, record, handle) = receiver(202).await;
+    standin.set_webhook_targets(
+        Some(format!("{base}/unlink/")),
+        Some(format!("{base}/events/")),
+    );
+    let reply = h
+        .send(send(
+            "/_standin/webhooks/unlink",
+            json!({"kakao_id": id, "referrer_type": "ACCOUNT_DELETE", "method": "GET"}),
+        ))
+        .await;
+    assert_eq!(reply.json(), json!({"status": 202, "body": "answer"}));
+    let reply = h
+        .send(send(
+            "/_standin/webhooks/event",
+            json!({"kakao_id": id, "event": super::events::ACCOUNT_DISABLED, "subject_in_event": true}),
+        ))
+        .await;
+    assert_eq!(reply.json()["status"], 202);
+    let got = record.lock().unwrap().clone();
+    assert_eq!(got[0].method, "GET");
+    assert!(got[0].query.contains("referrer_type=ACCOUNT_DELETE"));
+    let event = jwt_part(std::str::from_utf8(&got[1].body).unwrap(), 1);
+    assert_eq!(
+        event["events"][super::events::ACCOUNT_DISABLED]["subject"]["sub"],
+        json!(id.to_string())
+    );
+    for bad in [json!({"event": "x"}), json!({"kakao_id": "nope"})] {
+        let reply = h.send(send("/_standin/webhooks/event", bad)).await;
+        assert_eq!(reply.status, 400);
+    }
+    let reply = h
+        .send(send(
+            "/_standin/webhooks/unlink",
+            json!({"kakao_id": id, "method": "PUT"}),
+        ))
+        .await;
+    assert_eq!(reply.status, 400);
+    handle.stop(true).await;
+}
