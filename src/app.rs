@@ -103,6 +103,7 @@ impl Application {
             limits: Limits::new(redis.as_ref()),
             sessions: session_backend.clone(),
             trusted_proxies,
+            consent_cache: Default::default(),
         });
         let server = build_server(
             state.clone(),
@@ -176,6 +177,11 @@ fn kakao_setup(settings: &Settings, addr: SocketAddr) -> (KakaoConfig, Option<St
         .unwrap_or_else(|| back_channel.clone());
     standin.set_issuer(&issuer);
     standin.set_logout_redirect_uris(vec![settings.logout_redirect_uri()]);
+    // Kakao calls the app's webhooks from outside; the stand-in calls the bound address.
+    standin.set_webhook_targets(
+        Some(format!("http://{addr}/kakao/webhooks/unlink/")),
+        Some(format!("http://{addr}/kakao/webhooks/events/")),
+    );
     let config = KakaoConfig {
         authorize_url: format!("{browser_side}/oauth/authorize"),
         token_url: format!("{back_channel}/oauth/token"),

@@ -267,11 +267,22 @@ async fn check_kakao(settings: &Settings) -> usize {
         ),
     }
     if settings.oidc_login() {
+        let expected = kakao.config().oidc.issuer.clone();
+        match kakao.discovery_issuer().await {
+            Ok(issuer) if issuer == expected => {
+                println!("ok    OpenID Connect: Kakao's discovery names the issuer {issuer}")
+            }
+            Ok(issuer) => fail(format!(
+                "OpenID Connect: Kakao's discovery names the issuer {issuer:?} but ID tokens are expected from {expected:?}: fix KAKAO_OIDC_ISSUER (or KAKAO_AUTH_BASE_URL)"
+            )),
+            Err(e) => fail(format!(
+                "OpenID Connect: cannot read Kakao's discovery document: {e}"
+            )),
+        }
         match kakao.fetch_jwks().await {
             Ok(set) if !set.keys.is_empty() => println!(
-                "ok    OpenID Connect: Kakao's JWKS has {} signing key(s); ID tokens must come from {}",
-                set.keys.len(),
-                kakao.config().oidc.issuer
+                "ok    OpenID Connect: Kakao's JWKS is reachable ({} signing key(s)); this does not prove OpenID Connect is ON in Kakao's console: a login with KAKAO_OIDC=true and it OFF is refused (log: event=auth.id_token.missing)",
+                set.keys.len()
             ),
             Ok(_) => fail("OpenID Connect: Kakao's JWKS has no keys".into()),
             Err(e) => fail(format!(
@@ -285,7 +296,9 @@ async fn check_kakao(settings: &Settings) -> usize {
         );
     }
     match kakao.probe_admin_key().await {
-        Ok(true) => println!("ok    KAKAO_ADMIN_KEY is accepted (Manage User Info)"),
+        Ok(true) => println!(
+            "ok    KAKAO_ADMIN_KEY is accepted for Manage User Info (Unlink and Manage Consent, which leaving and the consent items need, are not probed)"
+        ),
         Ok(false) => println!("note  no KAKAO_ADMIN_KEY: leaving users are not unlinked at Kakao, and consent items are not shown"),
         Err(KakaoError::Api { code: -401, .. }) => fail(
             "KAKAO_ADMIN_KEY is not this app's admin key: copy it from Kakao Developers > App > App Keys > Admin key".into(),

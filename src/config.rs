@@ -322,6 +322,12 @@ impl Settings {
                         .to_owned(),
                 );
             }
+            if !self.logout_redirect_uri().starts_with("https://") {
+                problems.push(format!(
+                    "production needs an https Kakao logout redirect URI, not {:?} (set PUBLIC_URL or KAKAO_LOGOUT_REDIRECT_URI)",
+                    self.logout_redirect_uri()
+                ));
+            }
             if !self.redirect_uri().starts_with("https://") {
                 problems.push(format!(
                     "production needs an https Kakao redirect URI, not {:?} (set PUBLIC_URL or KAKAO_REDIRECT_URI)",

@@ -23,4 +23,6 @@ pub struct AppState {
     pub sessions: SessionBackend,
     /// The reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Recent answers about people's Kakao consent items (the profile and admin pages).
+    pub consent_cache: crate::web::consents::ConsentCache,
 }

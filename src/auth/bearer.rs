@@ -180,9 +180,10 @@ pub async fn authenticate(
     let user = db::run(pool, move |conn| {
         repo::find_user_by_kakao_id(conn, kakao_id).map_err(DbError::from)
     })
-    .await?
-    .ok_or(TokenError::NotRegistered)?;
-    if !user.is_active {
+    .await?;
+    let (user, kakao_disabled) = user.ok_or(TokenError::NotRegistered)?;
+    // A Kakao account Kakao disabled counts as inactive here until Kakao enables it again.
+    if !user.is_active || kakao_disabled {
         return Err(TokenError::Inactive);
     }
     Ok(user)

@@ -85,7 +85,7 @@ impl Prompt {
 
 /// Which consent items a login asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consents {
+pub enum LoginScopes {
     /// A sign-in: nickname and email.
     SignIn,
     /// Asking again for the email the person declined (Kakao's additional consent).
@@ -97,7 +97,7 @@ pub enum Consents {
 pub struct LoginStart {
     /// A same-site path to go to afterwards.
     pub next: Option<String>,
-    pub consents: Consents,
+    pub scopes: LoginScopes,
     pub prompt: Option<Prompt>,
     /// Pre-fills Kakao's login form.
     pub login_hint: Option<String>,
@@ -151,6 +151,9 @@ pub enum LoginError {
     EmailLinkedElsewhere,
     #[error("account inactive")]
     Inactive,
+    /// Kakao says the Kakao account is disabled.
+    #[error("Kakao account disabled at Kakao")]
+    KakaoDisabled,
     /// Break-glass: wrong email or password (the same answer for both).
     #[error("wrong email or password")]
     WrongPassword,
@@ -206,9 +209,9 @@ pub async fn start_kakao_login(
 ) -> Result<String, LoginError> {
     state.limits.login_start.acquire(client).await?;
     let oidc = kakao.config().oidc_login;
-    let mut scopes: Vec<&str> = match start.consents {
-        Consents::SignIn => LOGIN_SCOPES.to_vec(),
-        Consents::EmailAgain => vec!["account_email"],
+    let mut scopes: Vec<&str> = match start.scopes {
+        LoginScopes::SignIn => LOGIN_SCOPES.to_vec(),
+        LoginScopes::EmailAgain => vec!["account_email"],
     };
     let nonce = oidc.then(crate::token::random_token);
     if oidc {
@@ -247,6 +250,7 @@ pub async fn finish_kakao_login(
     state: &AppState,
     kakao: &KakaoClient,
     session: &AppSession,
+    device: &str,
     callback: Callback,
 ) -> Result<SignedIn, LoginError> {
     let login = consume_state(state, session, &callback).await?;
@@ -271,8 +275,15 @@ pub async fn finish_kakao_login(
     let tokens = kakao.exchange_code(&code, &login.verifier).await?;
     let claims = if kakao.config().oidc_login {
         let Some(id_token) = tokens.id_token.as_deref() else {
+            log::error!(
+                "event=auth.id_token.missing fix=\"Kakao sent no ID token: turn OpenID Connect on in Kakao's console (Kakao Login > OpenID Connect), or set KAKAO_OIDC=false\""
+            );
             return Err(refuse_id_token("missing"));
         };
+        // A login started while OIDC was off (or before it was on) has no nonce to compare.
+        if login.nonce.is_none() {
+            return Err(refuse_id_token("nonce_missing"));
+        }
         match kakao
             .verify_id_token(id_token, login.nonce.as_deref(), Audience::Web)
             .await
@@ -290,7 +301,8 @@ pub async fn finish_kakao_login(
     {
         return Err(refuse_id_token("sub_mismatch"));
     }
-    let (user, kind) = sign_in_kakao_user(state, session, &kakao_user, login.next.clone()).await?;
+    let (user, kind) =
+        sign_in_kakao_user(state, session, device, &kakao_user, login.next.clone()).await?;
     Ok(SignedIn {
         user,
         kind,
@@ -333,10 +345,25 @@ async fn consume_state(
             StateProblem::Mismatch
         }));
     };
+    use_state_once(state, value, login.created)
+        .await?
+        .map_err(refuse)?;
+    Ok(login)
+}
+
+/// Use a one-time `state` (a login's, or a Kakao Account logout's) started at `created`
+/// (Unix seconds): refused when older than `LOGIN_STATE_TTL_SECS` or used before (the
+/// database remembers used states, so a replay fails on any instance and with a saved
+/// cookie).
+async fn use_state_once(
+    state: &AppState,
+    value: String,
+    created: i64,
+) -> Result<Result<(), StateProblem>, DbError> {
     let ttl = i64::try_from(state.settings.login_state_ttl_secs).unwrap_or(i64::MAX);
-    let deadline = login.created.saturating_add(ttl);
+    let deadline = created.saturating_add(ttl);
     if chrono::Utc::now().timestamp() > deadline {
-        return Err(refuse(StateProblem::Expired));
+        return Ok(Err(StateProblem::Expired));
     }
     let expires_at = chrono::DateTime::from_timestamp(deadline, 0)
         .map(|t| t.naive_utc())
@@ -345,10 +372,11 @@ async fn consume_state(
         records::consume_login_state(conn, &value, expires_at)
     })
     .await?;
-    if !fresh {
-        return Err(refuse(StateProblem::Replayed));
-    }
-    Ok(login)
+    Ok(if fresh {
+        Ok(())
+    } else {
+        Err(StateProblem::Replayed)
+    })
 }
 
 /// Sign in with an access token from Kakao's mobile SDK: Kakao confirms it is ours, the
@@ -358,6 +386,7 @@ pub async fn sign_in_with_access_token(
     kakao: &KakaoClient,
     session: &AppSession,
     client: &str,
+    device: &str,
     access_token: &str,
 ) -> Result<SignedIn, LoginError> {
     state.limits.mobile_sign_in.acquire(client).await?;
@@ -373,7 +402,7 @@ pub async fn sign_in_with_access_token(
     if profile.id != kakao_id {
         return Err(LoginError::Token(TokenError::Invalid));
     }
-    let (user, kind) = sign_in_kakao_user(state, session, &profile, None).await?;
+    let (user, kind) = sign_in_kakao_user(state, session, device, &profile, None).await?;
     Ok(SignedIn {
         user,
         kind,
@@ -383,20 +412,24 @@ pub async fn sign_in_with_access_token(
 
 /// Sign in with an OpenID Connect ID token from Kakao's mobile SDK: verified against Kakao's
 /// keys (no call to Kakao once they are cached), `aud` the REST API key or one of
-/// `KAKAO_ALLOWED_AUDIENCES`, `nonce` the app's when it sends one; then the same identity
-/// rules as the web flow, with the token's email (Kakao puts one in only when it is valid and
-/// verified).
+/// `KAKAO_ALLOWED_AUDIENCES`, issued in the last `MOBILE_MAX_AGE`, used once, `nonce` the
+/// app's when it sends one (it binds nothing the server holds: the freshness and single use
+/// are what stop a replay); then the same identity rules as the web flow, with the token's
+/// email (Kakao puts one in only when it is valid and verified).
 pub async fn sign_in_with_id_token(
     state: &AppState,
     kakao: &KakaoClient,
     session: &AppSession,
     client: &str,
+    device: &str,
     id_token: &str,
     nonce: Option<&str>,
 ) -> Result<SignedIn, LoginError> {
     state.limits.mobile_sign_in.acquire(client).await?;
+    let id_token = id_token.trim();
+    let nonce = nonce.filter(|n| !n.is_empty());
     let claims = match kakao
-        .verify_id_token(id_token.trim(), nonce, Audience::Mobile)
+        .verify_id_token(id_token, nonce, Audience::Mobile)
         .await
     {
         Ok(claims) => claims,
@@ -412,8 +445,22 @@ pub async fn sign_in_with_id_token(
             return Err(LoginError::Token(TokenError::Temporary));
         }
     };
+    // Each ID token signs in once: recorded like a used login state until it expires, so a
+    // token that leaked (or one kept after the person left) cannot be replayed.
+    let used = format!("id_token:{id_token}");
+    let expires_at = chrono::DateTime::from_timestamp(claims.expires_at, 0)
+        .map(|t| t.naive_utc())
+        .unwrap_or_else(db::now);
+    let fresh = db::run(&state.pool, move |conn| {
+        records::consume_login_state(conn, &used, expires_at)
+    })
+    .await?;
+    if !fresh {
+        log::warn!("event=auth.id_token.rejected reason=replayed via=mobile");
+        return Err(LoginError::Token(TokenError::Invalid));
+    }
     let profile = profile_from_claims(&claims);
-    let (user, kind) = sign_in_kakao_user(state, session, &profile, None).await?;
+    let (user, kind) = sign_in_kakao_user(state, session, device, &profile, None).await?;
     Ok(SignedIn {
         user,
         kind,
@@ -446,6 +493,7 @@ fn profile_from_claims(claims: &IdClaims) -> KakaoUser {
 async fn sign_in_kakao_user(
     state: &AppState,
     session: &AppSession,
+    device: &str,
     kakao_user: &KakaoUser,
     next: Option<String>,
 ) -> Result<(User, SignInKind), LoginError> {
@@ -473,9 +521,10 @@ async fn sign_in_kakao_user(
     let kakao_id = identity.kakao_id;
     let lifetime = session_lifetime(state);
     let previous = session.token();
+    let device = device.to_owned();
     let signed_in = db::run(&state.pool, move |conn| {
         let (user, kind) = signin::sign_in_with_kakao(conn, &identity)?;
-        let token = records::start(conn, &user, lifetime, previous.as_deref())?;
+        let token = records::start(conn, &user, lifetime, previous.as_deref(), &device)?;
         Ok::<_, SignInError>((user, kind, token))
     })
     .await;
@@ -488,6 +537,10 @@ async fn sign_in_kakao_user(
         Err(SignInError::Inactive) => {
             log::info!("event=auth.login.refused reason=inactive kakao_id={kakao_id}");
             return Err(LoginError::Inactive);
+        }
+        Err(SignInError::KakaoDisabled) => {
+            log::info!("event=auth.login.refused reason=kakao_disabled kakao_id={kakao_id}");
+            return Err(LoginError::KakaoDisabled);
         }
         Err(SignInError::InvalidEmail(_)) => {
             return Err(LoginError::Email {
@@ -518,6 +571,7 @@ pub async fn sign_in_with_password(
     state: &AppState,
     session: &AppSession,
     client: &str,
+    device: &str,
     email: &str,
     password: &str,
 ) -> Result<User, LoginError> {
@@ -544,9 +598,10 @@ pub async fn sign_in_with_password(
     };
     let lifetime = session_lifetime(state);
     let previous = session.token();
+    let device = device.to_owned();
     let (user, token) = db::run(&state.pool, move |conn| {
         let user = changes::note_sign_in(conn, user.id)?;
-        let token = records::start(conn, &user, lifetime, previous.as_deref())?;
+        let token = records::start(conn, &user, lifetime, previous.as_deref(), &device)?;
         Ok::<_, DbError>((user, token))
     })
     .await?;
@@ -623,21 +678,11 @@ pub async fn finish_kakao_logout(
     let Some(created) = session.take_kakao_logout(&value) else {
         return Err(refuse(StateProblem::Mismatch));
     };
-    let ttl = i64::try_from(state.settings.login_state_ttl_secs).unwrap_or(i64::MAX);
-    let deadline = created.saturating_add(ttl);
-    if chrono::Utc::now().timestamp() > deadline {
-        return Err(refuse(StateProblem::Expired));
-    }
-    let expires_at = chrono::DateTime::from_timestamp(deadline, 0)
-        .map(|t| t.naive_utc())
-        .unwrap_or_else(db::now);
-    let fresh = db::run(&state.pool, move |conn| {
-        records::consume_login_state(conn, &value, expires_at)
-    })
-    .await?;
-    if !fresh {
-        return Err(refuse(StateProblem::Replayed));
-    }
+    use_state_once(state, value, created)
+        .await?
+        .map_err(refuse)?;
+    // Kakao's session in this browser is gone: so is ours, whatever happened meanwhile.
+    sign_out(&state.pool, session).await?;
     log::info!("event=auth.kakao_logout.finished");
     Ok(())
 }

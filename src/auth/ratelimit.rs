@@ -51,6 +51,13 @@ impl Limit {
         burst: 20,
         per: Duration::from_secs(3),
     };
+    /// Refused webhook deliveries recorded per client address (beyond it they are refused
+    /// without a record, so that junk cannot fill the delivery log).
+    pub const WEBHOOK_REFUSALS: Limit = Limit {
+        name: "webhook_refusals",
+        burst: 30,
+        per: Duration::from_secs(10),
+    };
     /// Bearer tokens checked with Kakao (neither cached nor refused just now) per client.
     pub const TOKEN_CHECK: Limit = Limit {
         name: "token_check",
@@ -185,6 +192,7 @@ pub struct Limits {
     pub login_start: Limiter,
     pub mobile_sign_in: Limiter,
     pub token_check: Limiter,
+    pub webhook_refusals: Limiter,
 }
 
 impl Limits {
@@ -196,6 +204,7 @@ impl Limits {
             login_start: Limiter::new(Limit::LOGIN_START, redis),
             mobile_sign_in: Limiter::new(Limit::MOBILE_SIGN_IN, redis),
             token_check: Limiter::new(Limit::TOKEN_CHECK, redis),
+            webhook_refusals: Limiter::new(Limit::WEBHOOK_REFUSALS, redis),
         }
     }
 }

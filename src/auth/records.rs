@@ -24,19 +24,29 @@ pub fn start(
     user: &User,
     lifetime: TimeDelta,
     replacing: Option<&str>,
+    user_agent: &str,
 ) -> Result<String, DbError> {
     // One transaction: the old session ends exactly when the new one starts.
     db::transaction_with_retry(conn, DbError::is_busy, |conn| {
-        start_in(conn, user, lifetime, replacing)
+        start_in(conn, user, lifetime, replacing, user_agent)
     })
 }
+
+/// Longest User-Agent kept for the sessions list.
+const USER_AGENT_MAX: usize = 256;
 
 fn start_in(
     conn: &mut DbConnection,
     user: &User,
     lifetime: TimeDelta,
     replacing: Option<&str>,
+    user_agent: &str,
 ) -> Result<String, DbError> {
+    let user_agent: String = user_agent
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(USER_AGENT_MAX)
+        .collect();
     let token = random_token();
     let now = db::now();
     if let Some(old) = replacing {
@@ -59,22 +69,118 @@ fn start_in(
             user_sessions::created_at.eq(now),
             user_sessions::expires_at.eq(now + lifetime),
             user_sessions::epoch.eq(user.session_epoch),
+            user_sessions::user_agent.eq(user_agent),
+            user_sessions::last_seen_at.eq(Some(now)),
         ))
         .execute(conn)?;
     Ok(token)
 }
 
-/// The active user behind a session token, if the session is live, in one query.
+/// How stale a session's "last seen" may get before a request updates it: so that the
+/// sessions list is right to within a few minutes, and most requests write nothing.
+pub const LAST_SEEN_EVERY: TimeDelta = TimeDelta::minutes(5);
+
+/// The active user behind a session token, if the session is live, in one query (plus, at
+/// most every `LAST_SEEN_EVERY`, an update of when the session was last seen).
 pub fn user_for_token(conn: &mut DbConnection, token: &str) -> QueryResult<Option<User>> {
-    at_most_one(
+    let id = hash_token(token);
+    let now = db::now();
+    let found: Option<(User, Option<NaiveDateTime>)> = at_most_one(
         user_sessions::table
             .inner_join(users::table)
-            .filter(user_sessions::id.eq(hash_token(token)))
-            .filter(user_sessions::expires_at.gt(db::now()))
+            .filter(user_sessions::id.eq(&id))
+            .filter(user_sessions::expires_at.gt(now))
             .filter(user_sessions::epoch.eq(users::session_epoch))
             .filter(users::is_active.eq(true))
-            .select(users::all_columns),
+            .select((users::all_columns, user_sessions::last_seen_at)),
         conn,
+    )?;
+    let Some((user, last_seen)) = found else {
+        return Ok(None);
+    };
+    if last_seen.is_none_or(|seen| now - seen >= LAST_SEEN_EVERY) {
+        // Idempotent: running it twice (a retry after a lost connection) only sets it again.
+        diesel::update(user_sessions::table.find(&id))
+            .set(user_sessions::last_seen_at.eq(Some(now)))
+            .execute(conn)?;
+    }
+    Ok(Some(user))
+}
+
+/// One signed-in device: a live session record of a user.
+#[derive(Queryable, Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// The record's id (the hash of the session token: naming it reveals nothing usable).
+    pub id: String,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: Option<NaiveDateTime>,
+    pub user_agent: String,
+}
+
+impl Device {
+    /// Whether this is the session behind `token`.
+    pub fn is(&self, token: &str) -> bool {
+        crate::token::constant_time_eq(&self.id, &hash_token(token))
+    }
+}
+
+/// The live sessions of `user`, the most recently seen first.
+pub fn devices(conn: &mut DbConnection, user: &User) -> QueryResult<Vec<Device>> {
+    user_sessions::table
+        .filter(user_sessions::user_id.eq(user.id))
+        .filter(user_sessions::expires_at.gt(db::now()))
+        .filter(user_sessions::epoch.eq(user.session_epoch))
+        .order((
+            user_sessions::last_seen_at.desc(),
+            user_sessions::created_at.desc(),
+        ))
+        .select((
+            user_sessions::id,
+            user_sessions::created_at,
+            user_sessions::last_seen_at,
+            user_sessions::user_agent,
+        ))
+        .load(conn)
+}
+
+/// Which devices to sign out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Devices<'a> {
+    /// The session record with this id.
+    One(&'a str),
+    /// Every session but the one behind this token (the device asking).
+    AllBut(&'a str),
+}
+
+/// Sign out devices of user `target_id` on behalf of `actor` (the person, or staff the policy
+/// allows), with one audit row through the change service; returns how many ended (0: none
+/// matched, and nothing is recorded).
+pub fn end_devices(
+    conn: &mut DbConnection,
+    actor: &crate::users::permissions::Actor,
+    target_id: i64,
+    which: Devices<'_>,
+) -> Result<usize, crate::users::changes::ChangeError> {
+    use crate::users::changes::{self, ChangeError};
+    db::transaction_with_retry(
+        conn,
+        |e: &ChangeError| matches!(e, ChangeError::Db(d) if d.is_busy()),
+        |conn| {
+            let mine = user_sessions::table.filter(user_sessions::user_id.eq(target_id));
+            let ended = match which {
+                Devices::One(id) => {
+                    diesel::delete(mine.filter(user_sessions::id.eq(id))).execute(conn)
+                }
+                Devices::AllBut(token) => {
+                    diesel::delete(mine.filter(user_sessions::id.ne(hash_token(token))))
+                        .execute(conn)
+                }
+            }
+            .map_err(DbError::from)?;
+            // The audit row (and the permission check, which rolls the delete back on refusal).
+            changes::sessions_ended_in(conn, actor, target_id, ended)?;
+            Ok(ended)
+        },
     )
 }
 

@@ -49,6 +49,7 @@ impl AppSession {
     pub fn sign_in(&self, token: &str) -> Result<(), actix_session::SessionInsertError> {
         self.0.renew();
         self.0.remove(LOGINS);
+        self.0.remove(KAKAO_LOGOUT);
         self.0.insert(SID, token)?;
         self.0.insert(CSRF, random_token())?;
         Ok(())

@@ -25,6 +25,7 @@ diesel::table! {
         extra_data -> Text,
         connected_at -> Timestamp,
         last_login -> Timestamp,
+        disabled_at -> Nullable<Timestamp>,
     }
 }
 
@@ -35,6 +36,8 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         epoch -> BigInt,
+        user_agent -> Text,
+        last_seen_at -> Nullable<Timestamp>,
     }
 }
 
@@ -73,3 +76,17 @@ diesel::table! {
 
 diesel::joinable!(staff_passwords -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, staff_passwords);
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        received_at -> Timestamp,
+        kind -> Text,
+        event -> Text,
+        kakao_id -> Nullable<BigInt>,
+        user_id -> Nullable<BigInt>,
+        outcome -> Text,
+        detail -> Text,
+        jti -> Nullable<Text>,
+    }
+}

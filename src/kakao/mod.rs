@@ -4,6 +4,7 @@
 //! consent items, logout, unlink, the admin key's user list).
 
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod oidc;
 pub mod types;
@@ -248,8 +249,58 @@ impl KakaoClient {
                 issuer: &self.config.oidc.issuer,
                 audiences: &audiences,
                 nonce,
+                max_age: (audience == Audience::Mobile).then_some(oidc::MOBILE_MAX_AGE),
             },
         )
+    }
+
+    /// Verify a Security Event Token from the account status change webhook (see `events`):
+    /// the same keys as the ID tokens; `aud` the REST API key, one of the allowed audiences,
+    /// or the numeric app id. `Err(None)` when Kakao's keys could not be fetched (the token
+    /// was not judged).
+    pub async fn verify_security_event(
+        &self,
+        token: &str,
+    ) -> Result<events::SecurityEvent, Option<events::SetRefused>> {
+        use events::SetRefused;
+        if token.len() > events::MAX_TOKEN_LEN {
+            return Err(Some(SetRefused::new("invalid_request", "token too long")));
+        }
+        let refused = |e: IdTokenError| match e {
+            IdTokenError::Invalid("malformed") => {
+                Some(SetRefused::new("invalid_request", "not a compact JWS"))
+            }
+            IdTokenError::Invalid(reason) => Some(SetRefused::new(
+                "invalid_key",
+                format!("key not usable: {reason}"),
+            )),
+            IdTokenError::Keys(e) => {
+                log::warn!(
+                    "event=kakao.jwks.failed code={} error=\"{e}\"",
+                    e.log_code()
+                );
+                None
+            }
+        };
+        let kid = oidc::header_kid(token).map_err(refused)?;
+        let key = self
+            .config
+            .keys
+            .key_for(&kid, || self.fetch_jwks())
+            .await
+            .map_err(refused)?;
+        let mut audiences = vec![self.config.client_id.clone()];
+        audiences.extend(self.config.extra_audiences.iter().cloned());
+        audiences.extend(self.config.app_id.map(|id| id.to_string()));
+        events::verify(
+            token,
+            &key,
+            &events::Expected {
+                issuer: &self.config.oidc.issuer,
+                audiences: &audiences,
+            },
+        )
+        .map_err(Some)
     }
 
     /// `GET {KAKAO_AUTH_BASE_URL}/.well-known/jwks.json`.
@@ -264,6 +315,29 @@ impl KakaoClient {
         }
         serde_json::from_slice(&raw.body)
             .map_err(|e| KakaoError::Malformed(format!("JWKS body: {e}")))
+    }
+
+    /// The `issuer` of Kakao's OpenID Connect discovery document (beside the JWKS), for
+    /// `kakao-login check`.
+    pub async fn discovery_issuer(&self) -> Result<String, KakaoError> {
+        let url = self.config.oidc.jwks_url.replace(
+            "/.well-known/jwks.json",
+            "/.well-known/openid-configuration",
+        );
+        let raw = http::send(self.config.timeout, self.http.get(&url), None).await?;
+        #[derive(serde::Deserialize)]
+        struct Discovery {
+            issuer: String,
+        }
+        if raw.status.as_u16() != 200 {
+            return Err(KakaoError::Malformed(format!(
+                "discovery answered HTTP {}",
+                raw.status.as_u16()
+            )));
+        }
+        serde_json::from_slice::<Discovery>(&raw.body)
+            .map(|d| d.issuer)
+            .map_err(|e| KakaoError::Malformed(format!("discovery body: {e}")))
     }
 
     /// Kakao Account logout for this browser, coming back to `logout_redirect_uri` with

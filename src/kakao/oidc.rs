@@ -36,6 +36,9 @@ pub const SKEW: Duration = Duration::from_secs(60);
 pub const KEY_TTL: Duration = Duration::from_secs(60 * 60);
 /// The shortest time between two fetches caused by an unknown `kid`.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// The oldest mobile ID token accepted (its `iat`): the SDK hands the app a fresh one at
+/// each login.
+pub const MOBILE_MAX_AGE: Duration = Duration::from_secs(10 * 60);
 /// Longest ID token looked at.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
@@ -52,6 +55,8 @@ pub struct OidcConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdClaims {
     pub kakao_id: i64,
+    /// `exp`, Unix seconds.
+    pub expires_at: i64,
     /// Present only when the Kakao account's email is valid and verified (Kakao's rule).
     pub email: Option<String>,
     pub nickname: Option<String>,
@@ -80,8 +85,10 @@ pub struct KeyCache {
 struct CachedKeys {
     by_kid: HashMap<String, DecodingKey>,
     fetched_at: Option<Instant>,
-    /// The last fetch made because a token named a `kid` we did not have.
+    /// The last fetch started because a token named a `kid` we did not have.
     refetched_at: Option<Instant>,
+    /// The last fetch that failed: no other is made for `FAILURE_BACKOFF`.
+    failed_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -91,43 +98,56 @@ impl std::fmt::Debug for KeyCache {
     }
 }
 
-/// What a lookup found in the cache.
+/// After a failed fetch, how long the keys are not asked for again (logins meanwhile use the
+/// keys they have, or wait for Kakao like everyone else).
+pub const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What a lookup decided.
 enum Cached {
+    /// Fresh, or stale while Kakao's JWKS is failing (stale-if-error).
     Key(DecodingKey),
-    /// Nothing cached, or stale: fetch.
-    Fetch,
+    /// Nothing cached, or stale: fetch; `stale` is the key to fall back on if that fails.
+    Fetch { stale: Option<DecodingKey> },
     /// The keys are fresh but lack this `kid`, and no such fetch happened lately: fetch once
     /// more (a rotation).
     Refetch,
-    /// The keys are fresh, lack this `kid`, and were fetched for an unknown `kid` lately.
+    /// The keys are fresh, lack this `kid`, and a fetch for an unknown `kid` (or a failed
+    /// one) happened lately.
     Unknown,
+    /// No usable key, and a fetch failed moments ago.
+    Down,
 }
 
 impl KeyCache {
     fn lookup(&self, kid: &str, now: Instant) -> Cached {
         let Ok(keys) = self.keys.lock() else {
-            return Cached::Fetch;
+            return Cached::Fetch { stale: None };
         };
-        let fresh = keys
-            .fetched_at
-            .is_some_and(|at| now.saturating_duration_since(at) < KEY_TTL);
-        if !fresh {
-            return Cached::Fetch;
-        }
-        if let Some(key) = keys.by_kid.get(kid) {
-            return Cached::Key(key.clone());
-        }
-        let refetched_lately = keys
-            .refetched_at
-            .is_some_and(|at| now.saturating_duration_since(at) < REFETCH_INTERVAL);
-        if refetched_lately {
-            Cached::Unknown
-        } else {
-            Cached::Refetch
+        let within = |at: Option<Instant>, span: Duration| {
+            at.is_some_and(|at| now.saturating_duration_since(at) < span)
+        };
+        let fresh = within(keys.fetched_at, KEY_TTL);
+        let backing_off = within(keys.failed_at, FAILURE_BACKOFF);
+        let have = keys.by_kid.get(kid).cloned();
+        match (fresh, have) {
+            (true, Some(key)) => Cached::Key(key),
+            (false, Some(key)) if backing_off => Cached::Key(key),
+            (false, None) if backing_off => Cached::Down,
+            (false, stale) => Cached::Fetch { stale },
+            (true, None) if backing_off || within(keys.refetched_at, REFETCH_INTERVAL) => {
+                Cached::Unknown
+            }
+            (true, None) => Cached::Refetch,
         }
     }
 
-    fn replace(&self, set: &JwkSet, now: Instant, for_unknown_kid: bool) {
+    fn note(&self, f: impl FnOnce(&mut CachedKeys)) {
+        if let Ok(mut keys) = self.keys.lock() {
+            f(&mut keys);
+        }
+    }
+
+    fn replace(&self, set: &JwkSet, now: Instant) {
         let by_kid = set
             .keys
             .iter()
@@ -137,45 +157,66 @@ impl KeyCache {
                 Some((kid, key))
             })
             .collect();
-        if let Ok(mut keys) = self.keys.lock() {
-            let refetched_at = if for_unknown_kid {
-                Some(now)
-            } else {
-                keys.refetched_at
-            };
-            *keys = CachedKeys {
-                by_kid,
-                fetched_at: Some(now),
-                refetched_at,
-            };
-        }
+        self.note(|keys| {
+            keys.by_kid = by_kid;
+            keys.fetched_at = Some(now);
+            keys.failed_at = None;
+        });
     }
 
-    /// The key for `kid`, fetching the JWKS with `fetch` when the cache allows it.
+    /// The key for `kid`, fetching the JWKS with `fetch` when the cache allows it. One fetch
+    /// at a time; the logins waiting for it use its outcome.
     pub async fn key_for<F, Fut>(&self, kid: &str, fetch: F) -> Result<DecodingKey, IdTokenError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<JwkSet, KakaoError>>,
     {
+        let down = || {
+            IdTokenError::Keys(KakaoError::Transport(super::http::HttpError::Connect(
+                "Kakao's JWKS failed moments ago; not asked again yet".to_owned(),
+            )))
+        };
         match self.lookup(kid, Instant::now()) {
             Cached::Key(key) => return Ok(key),
             Cached::Unknown => return Err(IdTokenError::Invalid("unknown_kid")),
-            Cached::Fetch | Cached::Refetch => {}
+            Cached::Down => return Err(down()),
+            Cached::Fetch { .. } | Cached::Refetch => {}
         }
         let _one_at_a_time = self.fetching.lock().await;
-        // Another login may have fetched while this one waited.
-        let for_unknown_kid = match self.lookup(kid, Instant::now()) {
+        // Another login may have fetched (or failed to) while this one waited.
+        let (stale, for_unknown_kid) = match self.lookup(kid, Instant::now()) {
             Cached::Key(key) => return Ok(key),
             Cached::Unknown => return Err(IdTokenError::Invalid("unknown_kid")),
-            Cached::Fetch => false,
-            Cached::Refetch => true,
+            Cached::Down => return Err(down()),
+            Cached::Fetch { stale } => (stale, false),
+            Cached::Refetch => (None, true),
         };
-        let set = fetch().await.map_err(IdTokenError::Keys)?;
-        log::info!(
-            "event=kakao.jwks.fetched keys={} unknown_kid={for_unknown_kid}",
-            set.keys.len()
-        );
-        self.replace(&set, Instant::now(), for_unknown_kid);
+        if for_unknown_kid {
+            // Counted when started, so that failing fetches are limited too.
+            self.note(|keys| keys.refetched_at = Some(Instant::now()));
+        }
+        match fetch().await {
+            Ok(set) => {
+                log::info!(
+                    "event=kakao.jwks.fetched keys={} unknown_kid={for_unknown_kid}",
+                    set.keys.len()
+                );
+                self.replace(&set, Instant::now());
+            }
+            Err(e) => {
+                self.note(|keys| keys.failed_at = Some(Instant::now()));
+                return match stale {
+                    Some(key) => {
+                        log::warn!(
+                            "event=kakao.jwks.failed using=stale_keys code={} error=\"{e}\"",
+                            e.log_code()
+                        );
+                        Ok(key)
+                    }
+                    None => Err(IdTokenError::Keys(e)),
+                };
+            }
+        }
         match self.lookup(kid, Instant::now()) {
             Cached::Key(key) => Ok(key),
             _ => Err(IdTokenError::Invalid("unknown_kid")),
@@ -211,6 +252,7 @@ pub fn header_kid(token: &str) -> Result<String, IdTokenError> {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    exp: i64,
     iat: Option<i64>,
     nonce: Option<String>,
     email: Option<String>,
@@ -223,6 +265,9 @@ pub struct Expected<'a> {
     pub audiences: &'a [String],
     /// The nonce sent with the authorize request (the web flow), or the mobile app's.
     pub nonce: Option<&'a str>,
+    /// When set, `iat` may be no older than this (the mobile endpoint: a token handed to us
+    /// must be fresh, not one kept for hours).
+    pub max_age: Option<Duration>,
 }
 
 /// Check a token against `key`: the signature and every claim rule (see the module doc).
@@ -251,8 +296,15 @@ pub fn verify(
     let now = chrono::Utc::now().timestamp();
     let skew = i64::try_from(SKEW.as_secs()).unwrap_or(60);
     match claims.iat {
-        Some(iat) if iat <= now + skew => {}
-        Some(_) => return Err(IdTokenError::Invalid("iat_in_future")),
+        Some(iat) if iat > now + skew => return Err(IdTokenError::Invalid("iat_in_future")),
+        Some(iat)
+            if expected
+                .max_age
+                .is_some_and(|age| iat < now - i64::try_from(age.as_secs()).unwrap_or(0)) =>
+        {
+            return Err(IdTokenError::Invalid("too_old"));
+        }
+        Some(_) => {}
         None => return Err(IdTokenError::Invalid("missing_claim")),
     }
     if let Some(sent) = expected.nonce {
@@ -269,6 +321,7 @@ pub fn verify(
         .ok_or(IdTokenError::Invalid("sub"))?;
     Ok(IdClaims {
         kakao_id,
+        expires_at: claims.exp,
         email: claims.email.filter(|e| !e.is_empty()),
         nickname: claims.nickname.filter(|n| !n.trim().is_empty()),
     })
@@ -346,6 +399,7 @@ mod tests {
             issuer: "https://kauth.example",
             audiences: &audiences,
             nonce: Some("n-1"),
+            max_age: None,
         };
         let check = |token: &str| key_of(token).and_then(|key| verify(token, &key, &expected));
 
@@ -381,6 +435,7 @@ mod tests {
             issuer: "https://kauth.example",
             audiences: &both,
             nonce: None,
+            max_age: Some(Duration::from_secs(600)),
         };
         let key = key_of(&native).expect("key");
         assert!(verify(&native, &key, &mobile).is_ok());
@@ -438,16 +493,31 @@ mod tests {
         }
         assert!(cache.key_for("k1", fetch).await.is_ok());
         assert_eq!(fetches.get(), 4);
-        // A failed fetch is the keys' problem, not the token's.
+        // A failed fetch is the keys' problem, not the token's; the next logins do not
+        // queue behind fetches of their own for a while.
         let cold = KeyCache::default();
-        let down = || async {
-            Err(KakaoError::Transport(
-                crate::kakao::http::HttpError::Timeout,
-            ))
+        let failures = std::cell::Cell::new(0);
+        let down = || {
+            failures.set(failures.get() + 1);
+            async {
+                Err(KakaoError::Transport(
+                    crate::kakao::http::HttpError::Timeout,
+                ))
+            }
         };
-        assert!(matches!(
-            cold.key_for("k1", down).await,
-            Err(IdTokenError::Keys(_))
-        ));
+        for _ in 0..3 {
+            assert!(matches!(
+                cold.key_for("k1", down).await,
+                Err(IdTokenError::Keys(_))
+            ));
+        }
+        assert_eq!(failures.get(), 1, "one fetch, then the back-off");
+        // Stale keys are used while the JWKS fails (stale-if-error).
+        if let Ok(mut keys) = cache.keys.lock() {
+            keys.fetched_at = Some(Instant::now() - KEY_TTL - Duration::from_secs(1));
+        }
+        assert!(cache.key_for("k1", down).await.is_ok());
+        assert!(cache.key_for("k1", down).await.is_ok());
+        assert_eq!(failures.get(), 2, "stale keys served; one failed fetch");
     }
 }

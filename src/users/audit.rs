@@ -23,10 +23,18 @@ pub enum AuditAction {
     SetPassword,
     /// A Kakao account was linked to an existing record (a pre-provisioned account claimed).
     Link,
+    /// Kakao said the link to our app is gone (its webhooks): the link is removed.
+    KakaoUnlink,
+    /// Kakao said the Kakao account is disabled: sign-in blocked, sessions ended.
+    KakaoDisable,
+    /// Kakao said the Kakao account is enabled again.
+    KakaoEnable,
+    /// One signed-in device's session was ended.
+    EndSession,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 8] = [
+    pub const ALL: [AuditAction; 12] = [
         AuditAction::Create,
         AuditAction::Update,
         AuditAction::Activate,
@@ -35,6 +43,10 @@ impl AuditAction {
         AuditAction::Delete,
         AuditAction::SetPassword,
         AuditAction::Link,
+        AuditAction::KakaoUnlink,
+        AuditAction::KakaoDisable,
+        AuditAction::KakaoEnable,
+        AuditAction::EndSession,
     ];
 
     /// The stored name.
@@ -48,6 +60,10 @@ impl AuditAction {
             AuditAction::Delete => "delete",
             AuditAction::SetPassword => "set_password",
             AuditAction::Link => "link",
+            AuditAction::KakaoUnlink => "kakao_unlink",
+            AuditAction::KakaoDisable => "kakao_disable",
+            AuditAction::KakaoEnable => "kakao_enable",
+            AuditAction::EndSession => "end_session",
         }
     }
 

@@ -26,6 +26,7 @@ use super::permissions::{Actor, Role, UserField};
 use super::repo;
 use crate::db::{self, DbConnection, DbError, DbPool};
 use crate::kakao::KakaoClient;
+use crate::kakao::events::KakaoSaid;
 
 /// What someone asks to change; `None` leaves a field alone, `Some(None)` clears it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -721,6 +722,151 @@ pub fn set_password(
         audit::record(conn, actor, &user, AuditAction::SetPassword, &[])?;
         Ok(user)
     })
+}
+
+/// Record that `ended` of user `target_id`'s sessions were ended one by one (the sessions
+/// list), on behalf of `actor`, inside the caller's transaction; refuses (so the caller's
+/// transaction rolls back) when the policy does not let `actor` end them. Nothing is recorded
+/// when none ended.
+pub fn sessions_ended_in(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    target_id: i64,
+    ended: usize,
+) -> Result<(), ChangeError> {
+    let target = visible_target(conn, actor, target_id)?;
+    if !actor.may_end_sessions(&target) {
+        return Err(ChangeError::forbidden("you may not sign this user out"));
+    }
+    if ended > 0 {
+        let change = FieldChange {
+            field: "sessions",
+            old: ended.to_string(),
+            new: "0".to_owned(),
+        };
+        audit::record(conn, actor, &target, AuditAction::EndSession, &[change])?;
+    }
+    Ok(())
+}
+
+// ---- Kakao's word (its webhooks; only `users::kakao_events` calls this) -------------------
+
+/// What a word from Kakao did to the person it named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KakaoEffect {
+    /// A change was made (and audited), to this user.
+    Applied(User),
+    /// The person is known, and the word changes nothing now (said before, or nothing to do).
+    NoChange(User),
+    /// No user here is linked to that Kakao account (never was, or no longer is).
+    UnknownUser,
+}
+
+/// Apply what Kakao said about Kakao account `kakao_id`, with Kakao as the actor, inside the
+/// caller's transaction. Policy (README, "Webhooks"):
+/// - link gone (`Unlinked`): the link is removed and every session ends; the account stays,
+///   so the person can come back (signing in with Kakao links them again by their email);
+/// - Kakao account deleted (`AccountDeleted`): the same, and the account is deactivated too
+///   (unless it is the last active superuser), for staff to decide what happens next;
+/// - `SessionsRevoked`: every session ends;
+/// - `Disabled`: every session ends and sign-in through this link is blocked until `Enabled`.
+///
+/// A word that changes nothing writes no row.
+pub(super) fn kakao_said_in(
+    conn: &mut DbConnection,
+    kakao_id: i64,
+    said: &KakaoSaid,
+) -> Result<KakaoEffect, ChangeError> {
+    let actor = Actor::Kakao;
+    let Some(link) = repo::find_social(conn, super::model::Provider::Kakao.as_str(), kakao_id)?
+    else {
+        return Ok(KakaoEffect::UnknownUser);
+    };
+    let deleted = matches!(said, KakaoSaid::AccountDeleted { .. });
+    if deleted {
+        lock_superusers(conn)?;
+    }
+    let target = visible_target(conn, &actor, link.user_id)?;
+    let said_reason = |reason: &str| FieldChange {
+        field: "kakao_reason",
+        old: String::new(),
+        new: reason.to_owned(),
+    };
+    let epoch_change = |user: &User| FieldChange {
+        field: "session_epoch",
+        old: user.session_epoch.to_string(),
+        new: (user.session_epoch + 1).to_string(),
+    };
+    let (action, log, changes) = match said {
+        KakaoSaid::Unlinked { reason } | KakaoSaid::AccountDeleted { reason } => {
+            repo::delete_social(conn, link.id)?;
+            let mut log = vec![
+                FieldChange {
+                    field: "kakao_id",
+                    old: kakao_id.to_string(),
+                    new: "null".to_owned(),
+                },
+                epoch_change(&target),
+                said_reason(reason),
+            ];
+            let mut changes = UserChanges {
+                session_epoch: Some(target.session_epoch + 1),
+                ..UserChanges::default()
+            };
+            if deleted && target.is_active {
+                if guard_last_superuser(conn, &target).is_ok() {
+                    changes.is_active = Some(false);
+                    log.push(FieldChange {
+                        field: "is_active",
+                        old: "true".to_owned(),
+                        new: "false".to_owned(),
+                    });
+                } else {
+                    log::warn!(
+                        "event=kakao.account_deleted.kept_active user_id={} reason=last_superuser",
+                        target.id
+                    );
+                }
+            }
+            (AuditAction::KakaoUnlink, log, changes)
+        }
+        KakaoSaid::SessionsRevoked { reason } => (
+            AuditAction::SignOutEverywhere,
+            vec![epoch_change(&target), said_reason(reason)],
+            UserChanges {
+                session_epoch: Some(target.session_epoch + 1),
+                ..UserChanges::default()
+            },
+        ),
+        KakaoSaid::Disabled | KakaoSaid::Enabled => {
+            let disable = *said == KakaoSaid::Disabled;
+            if link.disabled_at.is_some() == disable {
+                return Ok(KakaoEffect::NoChange(target));
+            }
+            repo::set_social_disabled(conn, link.id, disable.then(db::now))?;
+            let flag = FieldChange {
+                field: "kakao_disabled",
+                old: (!disable).to_string(),
+                new: disable.to_string(),
+            };
+            if disable {
+                (
+                    AuditAction::KakaoDisable,
+                    vec![flag, epoch_change(&target)],
+                    UserChanges {
+                        session_epoch: Some(target.session_epoch + 1),
+                        ..UserChanges::default()
+                    },
+                )
+            } else {
+                (AuditAction::KakaoEnable, vec![flag], UserChanges::default())
+            }
+        }
+        KakaoSaid::Nothing { .. } => return Ok(KakaoEffect::NoChange(target)),
+    };
+    let user = repo::update_user(conn, target.id, &changes)?;
+    audit::record(conn, &actor, &user, action, &log)?;
+    Ok(KakaoEffect::Applied(user))
 }
 
 // ---- sign-in (only `users::signin` calls these, inside its own transaction) ---------------

@@ -9,11 +9,14 @@
 //! - `signin`: the identity rules of a Kakao sign-in (writes through `changes`).
 //! - `passwords`: checking break-glass passwords (set through `changes`).
 //! - `audit`: the audit log's rows (written by `changes` only) and its list.
+//! - `kakao_events`: what Kakao's webhooks say, applied through `changes` (Kakao as the
+//!   actor), and the record of every delivery.
 //! - `repo`, `lookup`, `query`, `stats`: reads: single rows, what the doors may see of a user,
 //!   the user list, the dashboard's counts.
 
 pub mod audit;
 pub mod changes;
+pub mod kakao_events;
 pub mod lookup;
 pub mod manager;
 pub mod model;

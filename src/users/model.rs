@@ -107,6 +107,9 @@ pub struct SocialAccount {
     pub extra_data: String,
     pub connected_at: NaiveDateTime,
     pub last_login: NaiveDateTime,
+    /// Set while Kakao says the Kakao account is disabled (RISC `account-disabled`): no
+    /// sign-in through this link until `account-enabled`.
+    pub disabled_at: Option<NaiveDateTime>,
 }
 
 #[derive(Insertable, Debug, Clone)]

@@ -72,16 +72,21 @@ pub(super) fn delete_user(conn: &mut DbConnection, id: i64) -> QueryResult<usize
     diesel::delete(users::table.find(id)).execute(conn)
 }
 
-/// The user linked to Kakao account `kakao_id`, in one query.
-pub fn find_user_by_kakao_id(conn: &mut DbConnection, kakao_id: i64) -> QueryResult<Option<User>> {
-    at_most_one(
+/// The user linked to Kakao account `kakao_id`, and whether Kakao has the account disabled
+/// (RISC `account-disabled`), in one query.
+pub fn find_user_by_kakao_id(
+    conn: &mut DbConnection,
+    kakao_id: i64,
+) -> QueryResult<Option<(User, bool)>> {
+    let found: Option<(User, Option<NaiveDateTime>)> = at_most_one(
         social_accounts::table
             .inner_join(users::table)
             .filter(social_accounts::provider.eq(super::model::Provider::Kakao.as_str()))
             .filter(social_accounts::uid.eq(kakao_id))
-            .select(users::all_columns),
+            .select((users::all_columns, social_accounts::disabled_at)),
         conn,
-    )
+    )?;
+    Ok(found.map(|(user, disabled)| (user, disabled.is_some())))
 }
 
 pub fn find_social(
@@ -117,6 +122,22 @@ pub(super) fn insert_social(
     diesel::insert_into(social_accounts::table)
         .values(new)
         .get_result(conn)
+}
+
+/// Remove a social account (the link to Kakao), the user staying.
+pub(super) fn delete_social(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    diesel::delete(social_accounts::table.find(id)).execute(conn)
+}
+
+/// Set or clear the Kakao-side block of a social account.
+pub(super) fn set_social_disabled(
+    conn: &mut DbConnection,
+    id: i64,
+    at: Option<NaiveDateTime>,
+) -> QueryResult<usize> {
+    diesel::update(social_accounts::table.find(id))
+        .set(social_accounts::disabled_at.eq(at))
+        .execute(conn)
 }
 
 /// Record a sign-in through a social account: its latest profile data and time.

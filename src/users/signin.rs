@@ -30,6 +30,9 @@ pub enum SignInError {
     EmailLinkedElsewhere,
     #[error("account is deactivated")]
     Inactive,
+    /// Kakao says the Kakao account is disabled (until it says it is enabled again).
+    #[error("the Kakao account is disabled at Kakao")]
+    KakaoDisabled,
     #[error("the Kakao email cannot be used: {0}")]
     InvalidEmail(FieldErrors),
     #[error(transparent)]
@@ -102,6 +105,9 @@ fn sign_in_once(
     if let Some(social) = repo::find_social(conn, kakao, identity.kakao_id)? {
         let user =
             repo::find_user(conn, social.user_id)?.ok_or(SignInError::Db(DbError::NotFound))?;
+        if social.disabled_at.is_some() {
+            return Err(SignInError::KakaoDisabled);
+        }
         return returning(conn, &user, social.id, identity);
     }
     if let Some(existing) = repo::find_user_by_email(conn, &identity.email)? {
@@ -111,6 +117,9 @@ fn sign_in_once(
             }
             // The same person, linked by a concurrent first login that committed between our
             // reads (PostgreSQL's READ COMMITTED gives each statement a fresh snapshot).
+            if social.disabled_at.is_some() {
+                return Err(SignInError::KakaoDisabled);
+            }
             return returning(conn, &existing, social.id, identity);
         }
         if !existing.is_active {

@@ -104,6 +104,9 @@ pub enum AppError {
     DuplicateEmail,
     #[error("account inactive")]
     Inactive,
+    /// Kakao says the Kakao account is disabled (its account status webhook).
+    #[error("Kakao account disabled at Kakao")]
+    KakaoDisabled,
     #[error("the last active superuser cannot be demoted, deactivated or deleted")]
     LastSuperuser,
     /// Break-glass sign-in: wrong email or password (pages re-render the form).
@@ -144,6 +147,7 @@ impl AppError {
             | AppError::Forbidden(_)
             | AppError::NotRegistered
             | AppError::Email { .. }
+            | AppError::KakaoDisabled
             | AppError::Inactive => StatusCode::FORBIDDEN,
             AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Cancelled | AppError::Prompt(_) => StatusCode::OK,
@@ -201,6 +205,7 @@ impl AppError {
             } => "email_invalid",
             AppError::EmailLinkedElsewhere | AppError::DuplicateEmail => "email_in_use",
             AppError::Inactive => "account_inactive",
+            AppError::KakaoDisabled => "kakao_account_disabled",
             AppError::LastSuperuser => "last_superuser",
             AppError::WrongPassword => "invalid_credentials",
             AppError::Unavailable(_) => "service_unavailable",
@@ -432,6 +437,11 @@ impl AppError {
                 "이 계정은 사용이 중지되었습니다. 관리자에게 문의하세요.",
                 home(),
             ),
+            AppError::KakaoDisabled => (
+                "카카오계정이 정지되어 있습니다",
+                "카카오가 이 카카오계정을 정지했다고 알려 와 로그인할 수 없습니다. 카카오에서 정지가 풀리면 다시 로그인할 수 있습니다.",
+                home(),
+            ),
             AppError::LastSuperuser => (
                 "마지막 최고 관리자입니다",
                 "활성 최고 관리자가 한 명뿐이라 권한 해제, 비활성화, 삭제를 할 수 없습니다. 다른 최고 관리자를 먼저 지정하세요.",
@@ -613,6 +623,7 @@ impl From<LoginError> for AppError {
             LoginError::Email { problem, next } => AppError::Email { problem, next },
             LoginError::EmailLinkedElsewhere => AppError::EmailLinkedElsewhere,
             LoginError::Inactive => AppError::Inactive,
+            LoginError::KakaoDisabled => AppError::KakaoDisabled,
             LoginError::WrongPassword => AppError::WrongPassword,
             LoginError::Limited(refused) => AppError::from(refused),
             // The account vanished between the sign-in's reads (deleted meanwhile): try again.

@@ -88,6 +88,14 @@ pub fn client_address(req: &HttpRequest) -> String {
     client_key(client)
 }
 
+/// The request's `User-Agent` (empty when absent or not text), kept with its session.
+pub fn user_agent(req: &HttpRequest) -> &str {
+    req.headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 /// The rate limits' key for an address.
 fn client_key(ip: std::net::IpAddr) -> String {
     match ip {

@@ -9,9 +9,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::extract::{Csrf, Form, MaybeUser, client_address};
+use super::extract::{Csrf, Form, MaybeUser, client_address, user_agent};
 use super::{AppError, Layout, render, see_other};
-use crate::auth::login::{self, Callback, Consents, LoginStart, Prompt};
+use crate::auth::login::{self, Callback, LoginScopes, LoginStart, Prompt};
 use crate::auth::{AppSession, safe_next};
 use crate::kakao::KakaoClient;
 use crate::state::AppState;
@@ -45,9 +45,9 @@ pub async fn start_kakao_login(
         safe
     });
     // Asking again after the email was declined: only that item, as Kakao's additional consent.
-    let consents = match query.scope.as_deref() {
-        None => Consents::SignIn,
-        Some("account_email") => Consents::EmailAgain,
+    let scopes = match query.scope.as_deref() {
+        None => LoginScopes::SignIn,
+        Some("account_email") => LoginScopes::EmailAgain,
         Some(_) => return Err(AppError::bad_request("unknown scope")),
     };
     let prompt = match query.prompt.as_deref() {
@@ -71,7 +71,7 @@ pub async fn start_kakao_login(
         &client_address(&req),
         LoginStart {
             next,
-            consents,
+            scopes,
             prompt,
             login_hint,
         },
@@ -90,8 +90,14 @@ pub async fn finish_kakao_login(
     session: Session,
 ) -> Result<HttpResponse, AppError> {
     let callback = parse_callback_query(req.query_string())?;
-    let signed_in =
-        login::finish_kakao_login(&state, &kakao, &AppSession(session), callback).await?;
+    let signed_in = login::finish_kakao_login(
+        &state,
+        &kakao,
+        &AppSession(session),
+        user_agent(&req),
+        callback,
+    )
+    .await?;
     let next = signed_in.next.unwrap_or_else(|| "/profile/".to_owned());
     let mut res = see_other(&next);
     res.headers_mut().insert(

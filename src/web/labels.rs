@@ -46,6 +46,10 @@ pub fn action_label(action: &str) -> &'static str {
         Some(AuditAction::Delete) => "삭제",
         Some(AuditAction::SetPassword) => "비상 비밀번호 설정",
         Some(AuditAction::Link) => "카카오 연결",
+        Some(AuditAction::KakaoUnlink) => "카카오 연결 끊김",
+        Some(AuditAction::KakaoDisable) => "카카오계정 정지",
+        Some(AuditAction::KakaoEnable) => "카카오계정 정지 해제",
+        Some(AuditAction::EndSession) => "기기 로그아웃",
         None => "기타",
     }
 }

@@ -8,12 +8,14 @@
 pub mod admin;
 pub mod api;
 pub mod consents;
+pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod kakao;
 pub mod labels;
 pub mod list;
 pub mod pages;
+pub mod webhooks;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -277,6 +279,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(pages::readyz))
     .route("/profile/", web::get().to(pages::show_profile))
     .route("/profile/", web::post().to(pages::update_profile))
+    .route("/profile/sessions/", web::get().to(devices::show_sessions))
+    .route(
+        "/profile/sessions/",
+        web::post().to(devices::sign_out_devices),
+    )
     .route("/profile/leave/", web::get().to(pages::confirm_leave))
     .route("/profile/leave/", web::post().to(pages::leave))
     .route("/goodbye/", web::get().to(pages::goodbye))
@@ -291,6 +298,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/kakao/logout/callback/",
         web::get().to(kakao::finish_kakao_logout),
     )
+    // Kakao follows no redirect: both spellings of each webhook URL answer.
+    .service(
+        web::resource(["/kakao/webhooks/unlink/", "/kakao/webhooks/unlink"])
+            .app_data(web::PayloadConfig::new(webhooks::BODY_LIMIT))
+            .get(webhooks::unlink)
+            .post(webhooks::unlink),
+    )
+    .service(
+        web::resource(["/kakao/webhooks/events/", "/kakao/webhooks/events"])
+            .app_data(web::PayloadConfig::new(webhooks::BODY_LIMIT))
+            .post(webhooks::events),
+    )
     .service(web::scope("/admin").configure(admin::routes));
 }
 
@@ -298,10 +317,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 const SLASH_PATHS: &[&str] = &[
     "/profile",
     "/profile/leave",
+    "/profile/sessions",
     "/goodbye",
     "/admin",
     "/admin/users",
     "/admin/audit",
+    "/admin/webhooks",
     "/admin/login",
     "/kakao/login",
     "/kakao/login/callback",

@@ -112,23 +112,6 @@ impl ProfilePage {
     }
 }
 
-/// The consent items of `user`, when an admin key lets us ask Kakao (one lookup of the link).
-async fn consents_of(
-    state: &AppState,
-    kakao: &KakaoClient,
-    user: &User,
-) -> Result<Option<Consents>, AppError> {
-    if kakao.config().admin_key.is_none() {
-        return Ok(None);
-    }
-    let id = user.id;
-    let kakao_id = db::run(&state.pool, move |conn| {
-        crate::users::lookup::kakao_id_of(conn, id)
-    })
-    .await?;
-    Ok(consents::consents(kakao, kakao_id).await)
-}
-
 #[derive(Deserialize)]
 pub struct ProfileQuery {
     saved: Option<String>,
@@ -144,7 +127,7 @@ pub async fn show_profile(
 ) -> Result<HttpResponse, AppError> {
     let mut page = ProfilePage::new(&state, &user, AppSession(session).csrf_token());
     page.saved = query.saved.is_some();
-    page.consents = consents_of(&state, &kakao, &user).await?;
+    page.consents = consents::for_user(&state, &kakao, user.id, None).await?;
     render(StatusCode::OK, &page)
 }
 

@@ -128,26 +128,48 @@ impl App {
         );
     }
 
+    /// `createsuperuser` on the command line: the record a superuser's first Kakao sign-in
+    /// claims.
+    fn create_superuser(&self, email: &str, name: &str) {
+        self.cli(&[
+            "createsuperuser",
+            "--email",
+            email,
+            "--name",
+            name,
+            "--noinput",
+        ]);
+    }
+
     /// A fresh browser (its own profile: no shared cookies) whose screenshots go under
     /// `target/e2e/{scenario}/`.
     async fn browser(&self, scenario: &str) -> E2e {
+        self.browser_sized(scenario, (1100, 900)).await
+    }
+
+    /// [`App::browser`] with a viewport of `width` x `height` CSS pixels (a phone: 390 x 844).
+    async fn browser_sized(&self, scenario: &str, (width, height): (u32, u32)) -> E2e {
         let profile = self.dir.path().join(format!("chromium-{scenario}"));
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--disable-crash-reporter", "--disable-breakpad",
-                    "--disable-features=Translate,OptimizationHints,MediaRouter",
-                    "--window-size=1100,900", "--lang=ko-KR",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            }),
-        );
+        let mut options = json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                "--disable-crash-reporter", "--disable-breakpad",
+                "--disable-features=Translate,OptimizationHints,MediaRouter",
+                "--lang=ko-KR", format!("--window-size={},{}", width.max(500), height),
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        });
+        if width < 500 {
+            // A window is at least 500 px wide; narrower viewports are device emulation.
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0}
+            });
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
         // chromedriver is plain HTTP on loopback: no TLS stack needed.
         let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -207,6 +229,12 @@ impl E2e {
             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("expected {prefix}, browser is at {}", self.path().await);
+    }
+
+    /// Go to `path` and wait until it has loaded.
+    async fn open(&self, path: &str) {
+        self.browser.goto(&self.url(path)).await.expect("open");
+        self.wait_for_path(path).await;
     }
 
     async fn body_text(&self) -> String {
@@ -325,6 +353,83 @@ impl E2e {
         self.consent_as_new(nickname, email, true).await;
         self.click("button[value=agree]").await;
         self.wait_for_path("/profile/").await;
+    }
+
+    /// Table cells and buttons (visible ones) narrower than their longest word, as `"word:
+    /// needs Npx, cell has Mpx"`: what a person sees as one-word-wide columns and broken words.
+    async fn cramped_cells(&self) -> Vec<String> {
+        let found = self
+            .browser
+            .execute(
+                r#"
+                const out = [];
+                // Each word measured in a nowrap span inside the element itself: the very font
+                // and size the page uses.
+                const probe = document.createElement('span');
+                probe.style.whiteSpace = 'nowrap';
+                probe.style.position = 'absolute';
+                probe.style.visibility = 'hidden';
+                for (const cell of document.querySelectorAll('table td, table th, button, .button')) {
+                  let hidden = !cell.offsetParent;
+                  for (let el = cell; el && !hidden; el = el.parentElement) {
+                    const clip = getComputedStyle(el).clip;
+                    hidden = el.getBoundingClientRect().width <= 1 || (clip && clip !== 'auto');
+                  }
+                  if (hidden) continue;
+                  const style = getComputedStyle(cell);
+                  const px = name => parseFloat(style[name]) || 0;
+                  const room = cell.getBoundingClientRect().width - px('paddingLeft') - px('paddingRight')
+                    - px('borderLeftWidth') - px('borderRightWidth');
+                  for (const word of cell.textContent.split(/\s+/).filter(w => w.length)) {
+                    probe.textContent = word;
+                    cell.appendChild(probe);
+                    const need = probe.getBoundingClientRect().width;
+                    probe.remove();
+                    if (need > room + 0.01) {
+                      out.push(`${word}: needs ${need.toFixed(1)}px, cell has ${room.toFixed(1)}px`);
+                    }
+                  }
+                }
+                return out;
+                "#,
+                vec![],
+            )
+            .await
+            .expect("measure cells");
+        found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Check a staff page at phone width: laid out for the phone and no cramped cell.
+    async fn check_phone_page(&self, name: &str) {
+        let width = self
+            .browser
+            .execute("return window.innerWidth;", vec![])
+            .await
+            .expect("width");
+        assert_eq!(width, 390, "{name}: the viewport is a phone's");
+        let overflow = self
+            .browser
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await
+            .expect("scroll width");
+        assert!(
+            overflow.as_i64().unwrap_or(1) <= 0,
+            "{name}: the page scrolls sideways by {overflow}px"
+        );
+        let cramped = self.cramped_cells().await;
+        assert!(
+            cramped.is_empty(),
+            "{name}: cells narrower than a word: {cramped:?}"
+        );
+        self.check_page(name).await;
     }
 
     async fn finish(self) {
@@ -489,14 +594,7 @@ async fn staff_deactivate_a_user_and_that_users_open_session_ends() {
     member.check_page("member-profile").await;
 
     // A superuser made on the command line claims the account with their Kakao login.
-    app.cli(&[
-        "createsuperuser",
-        "--email",
-        "boss@example.com",
-        "--name",
-        "대표",
-        "--noinput",
-    ]);
+    app.create_superuser("boss@example.com", "대표");
     let staff = app.browser("staff").await;
     staff.sign_up("대표", "boss@example.com").await;
 
@@ -617,4 +715,73 @@ async fn log_out_of_kakao_too_come_back_with_another_account_and_leave() {
     e2e.browser.goto(&e2e.url("/profile/")).await.expect("open");
     e2e.wait_for_path("/?next=").await;
     e2e.finish().await;
+}
+
+#[actix_web::test]
+#[cfg_attr(
+    all(not(has_browser), not(ci)),
+    ignore = "chromium and chromium-driver are not installed: the browser suite did NOT run \
+              (apt-get install chromium chromium-driver)"
+)]
+async fn unlinking_at_kakao_signs_the_person_out_and_staff_see_it_on_a_phone() {
+    let app = App::start().await;
+    let person = app.browser("kakao-unlink").await;
+    person.sign_up("끊을사람", "unlinker@example.com").await;
+    person.check_page("signed-in").await;
+
+    // At "Kakao": the consent page lists the linked account with "연결 끊기".
+    person
+        .browser
+        .goto(&person.url("/kakao/login/"))
+        .await
+        .expect("open");
+    person.wait_for_path("/_kakao/oauth/authorize").await;
+    person.check_page("consent-with-unlink").await;
+    person.click("button[data-unlink]").await;
+    person.wait_for_path("/_kakao/oauth/unlink").await;
+    let text = person.body_text().await;
+    assert!(text.contains("앱과의 연결을 끊었습니다."), "{text}");
+    assert!(text.contains("연결 해제 웹훅: HTTP 200"), "{text}");
+    assert!(
+        text.contains("계정 상태 변경 웹훅 (user-unlinked): HTTP 202"),
+        "{text}"
+    );
+    person.check_page("unlinked-at-kakao").await;
+
+    // The person's page now finds them signed out.
+    person
+        .browser
+        .goto(&person.url("/profile/"))
+        .await
+        .expect("open");
+    person.wait_for_path("/?next=").await;
+    person.check_page("signed-out").await;
+    person.finish().await;
+
+    // Staff, on a phone: the list, the person's detail with the delivery, the deliveries.
+    app.create_superuser("boss@example.com", "대표");
+    let staff = app.browser_sized("staff-phone", (390, 844)).await;
+    staff.sign_up("대표", "boss@example.com").await;
+    staff.open("/admin/users/").await;
+    staff.check_phone_page("users").await;
+    staff
+        .browser
+        .find(Locator::LinkText("unlinker@example.com"))
+        .await
+        .expect("the person is listed")
+        .click()
+        .await
+        .expect("open the person");
+    staff.wait_for_path("/admin/users/").await;
+    staff
+        .browser
+        .find(Locator::Css("[data-outcome=applied]"))
+        .await
+        .expect("the applied delivery is on the person's page");
+    staff.check_phone_page("user-detail").await;
+    staff.open("/admin/webhooks/").await;
+    let text = staff.body_text().await;
+    assert!(text.contains("UNLINK_FROM_APPS"), "{text}");
+    staff.check_phone_page("webhooks").await;
+    staff.finish().await;
 }

@@ -207,7 +207,8 @@ async fn check_diagnoses_the_kakao_keys() {
         stdout.contains("ok    Kakao accepts KAKAO_CLIENT_ID"),
         "{stdout}"
     );
-    assert!(stdout.contains("JWKS has"), "{stdout}");
+    assert!(stdout.contains("JWKS is reachable"), "{stdout}");
+    assert!(stdout.contains("discovery names the issuer"), "{stdout}");
     assert!(
         stdout.contains("ok    KAKAO_ADMIN_KEY is accepted"),
         "{stdout}"

@@ -153,6 +153,10 @@ impl TestApp {
         kakao
             .standin
             .set_logout_redirect_uris(vec![format!("{base}/kakao/logout/callback/")]);
+        kakao.standin.set_webhook_targets(
+            Some(format!("{base}/kakao/webhooks/unlink/")),
+            Some(format!("{base}/kakao/webhooks/events/")),
+        );
         let data_dir = tempfile::tempdir().expect("tempdir");
         let data_dir_str = data_dir.path().display().to_string();
         let app_id = APP_ID.to_string();

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::auth::{AppSession, login, safe_next};
 use crate::state::AppState;
 use crate::users::permissions;
-use crate::web::extract::{Csrf, Form, MaybeUser, client_address};
+use crate::web::extract::{Csrf, Form, MaybeUser, client_address, user_agent};
 use crate::web::{AppError, Layout, render, see_other};
 
 #[derive(Template)]
@@ -78,7 +78,15 @@ pub async fn admin_login(
     let session = AppSession(session);
     let next = admin_next(form.next.as_deref());
     let client = client_address(&req);
-    match login::sign_in_with_password(&state, &session, &client, &form.email, &form.password).await
+    match login::sign_in_with_password(
+        &state,
+        &session,
+        &client,
+        user_agent(&req),
+        &form.email,
+        &form.password,
+    )
+    .await
     {
         Ok(_) => Ok(see_other(&next)),
         Err(login::LoginError::WrongPassword) => render(

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod dashboard;
 pub mod login;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -36,12 +37,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(page("/users/{id}/{active:activate|deactivate}/").post(users::actions::set_active))
         .service(page("/users/{id}/sign-out/").post(users::actions::sign_out_user))
+        .service(page("/users/{id}/sessions/").post(users::actions::end_device))
         .service(
             page("/users/{id}/delete/")
                 .get(users::actions::confirm_delete_user)
                 .post(users::actions::delete_user),
         )
         .service(page("/audit/").get(audit::list_audit))
+        .service(page("/webhooks/").get(webhooks::list_webhooks))
         .service(
             page("/login/")
                 .get(login::show_admin_login)

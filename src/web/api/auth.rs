@@ -10,7 +10,7 @@ use crate::auth::{AppSession, login};
 use crate::kakao::KakaoClient;
 use crate::state::AppState;
 use crate::web::AppError;
-use crate::web::extract::{SignInBody, client_address};
+use crate::web::extract::{SignInBody, client_address, user_agent};
 
 /// `GET /api/auth/csrf/`: the token for `X-CSRF-Token` (cookie sessions).
 #[utoipa::path(get, path = "/api/auth/csrf/", tag = "auth",
@@ -34,14 +34,23 @@ pub async fn sign_in_with_kakao_token(
     SignInBody(body): SignInBody<KakaoTokenRequest>,
 ) -> Result<HttpResponse, AppError> {
     let (session, client) = (AppSession(session), client_address(&req));
+    let device = user_agent(&req);
     let signed_in = match (&body.access_token, &body.id_token) {
         (Some(access_token), None) if body.nonce.is_none() => {
-            login::sign_in_with_access_token(&state, &kakao, &session, &client, access_token)
-                .await?
+            login::sign_in_with_access_token(
+                &state,
+                &kakao,
+                &session,
+                &client,
+                device,
+                access_token,
+            )
+            .await?
         }
         (None, Some(id_token)) => {
             let nonce = body.nonce.as_deref();
-            login::sign_in_with_id_token(&state, &kakao, &session, &client, id_token, nonce).await?
+            login::sign_in_with_id_token(&state, &kakao, &session, &client, device, id_token, nonce)
+                .await?
         }
         _ => {
             return Err(AppError::bad_request(

@@ -177,7 +177,37 @@ async fn logging_out_of_kakao_too_ends_the_session_and_checks_the_state() {
     let none = browser.get(&app.url("/kakao/logout/callback/")).await;
     assert_eq!(none.status, 400);
 
+    // Two browsers, each on its way back from Kakao: each one's state is its own.
+    let mut pending = Vec::new();
+    for email in ["first@example.com", "second@example.com"] {
+        let (b, _) = app.signed_in("각자", email).await;
+        let token = app.csrf(&b, "/kakao/logout/").await;
+        let out = b
+            .post_form(
+                &app.url("/kakao/logout/"),
+                &[("csrf_token", &token), ("kakao_account", "1")],
+            )
+            .await;
+        let back = b.get(&out.location()).await.location();
+        pending.push((b, back));
+    }
+    let (first, first_back) = &pending[0];
+    let (second, second_back) = &pending[1];
+    assert_eq!(
+        first.get(second_back).await.status,
+        400,
+        "not this browser's"
+    );
+    assert_eq!(
+        second.get(first_back).await.status,
+        400,
+        "not this browser's"
+    );
+    assert_eq!(first.get(first_back).await.status, 303);
+    assert_eq!(second.get(second_back).await.status, 303);
+
     // Only this service: nothing at Kakao.
+    let at_kakao_before = app.kakao.standin.hits(Endpoint::AccountLogout);
     let (browser, _) = app.signed_in("둘", "two@example.com").await;
     let token = app.csrf(&browser, "/kakao/logout/").await;
     let out = browser
@@ -187,7 +217,10 @@ async fn logging_out_of_kakao_too_ends_the_session_and_checks_the_state() {
         )
         .await;
     assert_eq!(out.location(), "/?logged_out=1");
-    assert_eq!(app.kakao.standin.hits(Endpoint::AccountLogout), 1);
+    assert_eq!(
+        app.kakao.standin.hits(Endpoint::AccountLogout),
+        at_kakao_before
+    );
 }
 
 /// Leaving on the web: a confirmation page, then the account is deleted through the change
@@ -269,17 +302,28 @@ async fn consent_items_are_shown_and_a_kakao_failure_degrades() {
         .await;
     assert!(detail.body.contains("data-consent=\"account_email\""));
 
+    // Answers are reused for a while: views do not each call Kakao.
+    let asked = app.kakao.standin.hits(Endpoint::Scopes);
+    browser.get(&app.url("/profile/")).await;
+    assert_eq!(app.kakao.standin.hits(Endpoint::Scopes), asked);
+
     app.kakao
         .standin
         .set_fault(Endpoint::Scopes, Some(Fault::Status(500)));
+    let (browser, _) = app.signed_in("장애", "down@example.com").await;
     let profile = browser.get(&app.url("/profile/")).await;
     assert_eq!(profile.status, 200);
     assert!(profile.body.contains("data-consent-unavailable=\"1\""));
+    let down = app.user_by_email("down@example.com").expect("user");
     let detail = staff
-        .get(&app.url(&format!("/admin/users/{}/", member.id)))
+        .get(&app.url(&format!("/admin/users/{}/", down.id)))
         .await;
     assert_eq!(detail.status, 200);
     assert!(detail.body.contains("data-consent-unavailable=\"1\""));
+    // A failure is not remembered: Kakao back, the items are back.
+    app.kakao.standin.set_fault(Endpoint::Scopes, None);
+    let profile = browser.get(&app.url("/profile/")).await;
+    assert!(profile.body.contains("data-consent=\"account_email\""));
 
     // Without an admin key there is nothing to show, and Kakao is not asked.
     let quiet = TestApp::spawn_with(&[("kakao_admin_key", " ")]).await;

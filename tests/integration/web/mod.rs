@@ -3,6 +3,7 @@
 
 mod admin;
 mod api;
+mod devices;
 mod doors;
 mod inputs;
 mod kakao_account;
@@ -11,3 +12,4 @@ mod kakao_flow;
 mod oidc;
 mod pages;
 mod sessions;
+mod webhooks;

@@ -94,6 +94,38 @@ async fn every_bad_id_token_is_refused_and_creates_no_user() {
     assert_eq!(app.users().len(), 1);
     // A wrong subject is caught after /v2/user/me; nothing else reached the profile call.
     app.signed_in("다시", "fine@example.com").await;
+
+    // The mobile apps' extra audiences are not accepted on the web login, whose token was
+    // issued to the REST API key for this very request.
+    let lenient =
+        TestApp::spawn_with(&[("kakao_allowed_audiences", "another-apps-rest-api-key")]).await;
+    lenient
+        .kakao
+        .standin
+        .set_id_token_fault(Some(IdTokenFault::WrongAudience));
+    let kakao_id = lenient.kakao_user("앱", "otherapp@example.com");
+    let done = lenient
+        .login_agreeing(&lenient.browser(), kakao_id, None)
+        .await;
+    assert_eq!(done.error_code().as_deref(), Some("id_token_invalid"));
+    let token = lenient
+        .kakao
+        .standin
+        .mint_id_token(kakao_id, "another-apps-rest-api-key", None);
+    let res = lenient
+        .browser()
+        .request(
+            "POST",
+            &lenient.url("/api/auth/kakao/"),
+            Some(&json!({ "id_token": token }).to_string()),
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(
+        res.status, 200,
+        "the same key is fine from a mobile app: {}",
+        res.body
+    );
 }
 
 /// The mobile SDKs' ID tokens: the same checks, with `aud` the REST API key or one of
@@ -121,8 +153,11 @@ async fn mobile_id_tokens_pass_the_same_checks() {
     };
 
     let token = standin.mint_id_token(kakao_id, CLIENT_ID, Some("app-nonce"));
-    let (res, browser) = post(json!({"id_token": token, "nonce": "app-nonce"})).await;
+    let (res, browser) = post(json!({"id_token": token.clone(), "nonce": "app-nonce"})).await;
     assert_eq!(res.status, 200, "{}", res.body);
+    // An ID token signs in once.
+    let (replay, _) = post(json!({"id_token": token, "nonce": "app-nonce"})).await;
+    assert_eq!(replay.status, 401, "{}", replay.body);
     assert_eq!(res.json()["email"], "mobile@example.com");
     let me = browser.get(&app.url("/api/users/me/")).await;
     assert_eq!(me.status, 200, "the session cookie works");
@@ -213,8 +248,18 @@ async fn when_the_keys_cannot_be_fetched_nobody_is_signed_in() {
         .await;
     assert_eq!(res.status, 503, "{}", res.body);
     assert!(app.users().is_empty());
-    // Back: the next login fetches and succeeds.
+    // Logins right after a failure do not queue behind fetches of their own.
+    let fetches = app.kakao.standin.hits(Endpoint::Jwks);
+    let again = app.login_agreeing(&app.browser(), kakao_id, None).await;
+    assert_eq!(again.status, 502);
+    assert_eq!(
+        app.kakao.standin.hits(Endpoint::Jwks),
+        fetches,
+        "backing off"
+    );
+    // Back: once the back-off is over, the next login fetches and succeeds.
     app.kakao.standin.set_fault(Endpoint::Jwks, None);
+    actix_web::rt::time::sleep(kakao_login::kakao::oidc::FAILURE_BACKOFF).await;
     let consent = Consent::Agree {
         kakao_id,
         share_email: true,

@@ -1,5 +1,6 @@
-//! The action buttons of a user's page: (de)activate, sign out everywhere, and delete (with
-//! its confirmation page). Each is one call of the change service.
+//! The action buttons of a user's page: (de)activate, sign out everywhere or one device, and
+//! delete (with its confirmation page). Each is one call of the change service (ending one
+//! device goes through `auth::records::end_devices`, which audits through it).
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -9,13 +10,14 @@ use askama::Template;
 use super::super::{AdminLayout, admin_actor};
 use super::detail::load_detail;
 use crate::auth::AppSession;
+use crate::auth::records::{self, Devices};
 use crate::db;
 use crate::kakao::KakaoClient;
 use crate::state::AppState;
 use crate::users::changes::{self, UserPatch};
 use crate::users::model::User;
 use crate::users::permissions;
-use crate::web::extract::{Csrf, StaffUser};
+use crate::web::extract::{Csrf, Form, StaffUser};
 use crate::web::{AppError, Layout, render, see_other};
 
 /// `POST /admin/users/{id}/activate/` and `.../deactivate/` (which ends the user's sessions
@@ -47,6 +49,30 @@ pub async fn sign_out_user(
     let who = admin_actor(&actor);
     db::run(&state.pool, move |conn| {
         changes::sign_out_everywhere(conn, &who, id)
+    })
+    .await?;
+    Ok(see_other(&format!("/admin/users/{id}/?saved=1")))
+}
+
+#[derive(serde::Deserialize)]
+pub struct EndDeviceForm {
+    device: String,
+}
+
+/// `POST /admin/users/{id}/sessions/`: end one of the user's sessions (`device=`).
+pub async fn end_device(
+    state: web::Data<AppState>,
+    StaffUser(actor): StaffUser,
+    path: web::Path<i64>,
+    Csrf(Form(form)): Csrf<Form<EndDeviceForm>>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    if !crate::web::devices::is_device_id(&form.device) {
+        return Err(AppError::bad_request("device"));
+    }
+    let who = admin_actor(&actor);
+    db::run(&state.pool, move |conn| {
+        records::end_devices(conn, &who, id, Devices::One(&form.device))
     })
     .await?;
     Ok(see_other(&format!("/admin/users/{id}/?saved=1")))

@@ -14,11 +14,14 @@ use crate::db;
 use crate::kakao::KakaoClient;
 use crate::state::AppState;
 use crate::users::changes::{self, ChangeError, UserPatch};
+use crate::users::kakao_events;
 use crate::users::lookup::{self, UserDetail};
 use crate::users::manager::{EMAIL_TAKEN, FieldErrors, UserManager};
 use crate::users::model::{SocialAccount, User};
 use crate::users::permissions::{self, Role, UserField};
+use crate::web::admin::webhooks::DeliveryRow;
 use crate::web::consents::{self, Consents};
+use crate::web::devices::DeviceRow;
 use crate::web::extract::{Csrf, Form, StaffUser};
 use crate::web::labels::{format_time, provider_label, role_label};
 use crate::web::{AppError, Layout, render, see_other};
@@ -77,12 +80,50 @@ struct UserPage {
     history: Vec<HistoryRow>,
     /// Kakao consent items (with an admin key configured).
     consents: Option<Consents>,
+    devices: Vec<DeviceRow>,
+    deliveries: Vec<DeliveryRow>,
 }
 
 impl UserPage {
     fn can_edit_any(&self) -> bool {
         self.can_edit_name || self.can_edit_email || self.can_edit_active || self.can_edit_flags
     }
+}
+
+/// What the detail page shows besides the user's record: their signed-in devices and the
+/// webhook deliveries that named them.
+struct Activity {
+    devices: Vec<crate::auth::records::Device>,
+    deliveries: Vec<kakao_events::Delivery>,
+}
+
+/// How many deliveries the user's page lists.
+const DELIVERIES_SHOWN: i64 = 20;
+
+/// The user's record, history, devices and deliveries, in one trip to the database.
+async fn load_page(
+    state: &AppState,
+    actor: &User,
+    id: i64,
+) -> Result<(UserDetail, Activity), AppError> {
+    let actor = admin_actor(actor);
+    Ok(db::run(&state.pool, move |conn| {
+        let detail = lookup::user_detail(conn, &actor, id)?;
+        let devices = crate::auth::records::devices(conn, &detail.user)?;
+        let filter = kakao_events::DeliveryFilter {
+            user_id: Some(id),
+            ..Default::default()
+        };
+        let deliveries = kakao_events::list(conn, &filter, None, DELIVERIES_SHOWN)?.deliveries;
+        Ok::<_, db::DbError>((
+            detail,
+            Activity {
+                devices,
+                deliveries,
+            },
+        ))
+    })
+    .await?)
 }
 
 /// Everything the page shows about user `id`, if `actor` may see them.
@@ -102,7 +143,7 @@ fn user_page(
     state: &AppState,
     actor: &User,
     session: &AppSession,
-    detail: UserDetail,
+    (detail, activity): (UserDetail, Activity),
     form: Option<EditValues>,
 ) -> UserPage {
     let UserDetail {
@@ -130,6 +171,12 @@ fn user_page(
         saved: false,
         history: history.iter().map(HistoryRow::of).collect(),
         consents: None,
+        devices: activity
+            .devices
+            .iter()
+            .map(|d| DeviceRow::of(d, None))
+            .collect(),
+        deliveries: activity.deliveries.iter().map(DeliveryRow::of).collect(),
         kakao,
         user,
     }
@@ -149,11 +196,11 @@ pub async fn show_user(
     path: web::Path<i64>,
     query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let detail = load_detail(&state, &actor, path.into_inner()).await?;
-    let kakao_id = detail.kakao.as_ref().map(|k| k.uid);
-    let mut page = user_page(&state, &actor, &AppSession(session), detail, None);
+    let loaded = load_page(&state, &actor, path.into_inner()).await?;
+    let kakao_id = loaded.0.kakao.as_ref().map(|k| k.uid);
+    let mut page = user_page(&state, &actor, &AppSession(session), loaded, None);
     page.saved = query.saved.is_some();
-    page.consents = consents::consents(&kakao, kakao_id).await;
+    page.consents = consents::for_user(&state, &kakao, page.user.id, Some(kakao_id)).await?;
     render(StatusCode::OK, &page)
 }
 
@@ -218,7 +265,7 @@ pub async fn update_user(
         }
     };
     // Show the form again, as it was filled in.
-    let detail = load_detail(&state, &actor, id).await?;
+    let (detail, activity) = load_page(&state, &actor, id).await?;
     let entered = EditValues {
         name: form.name.clone().unwrap_or_default(),
         age: form.age.clone().unwrap_or_default(),
@@ -231,6 +278,12 @@ pub async fn update_user(
         is_superuser: form.is_superuser.is_some(),
         errors,
     };
-    let page = user_page(&state, &actor, &AppSession(session), detail, Some(entered));
+    let page = user_page(
+        &state,
+        &actor,
+        &AppSession(session),
+        (detail, activity),
+        Some(entered),
+    );
     render(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }

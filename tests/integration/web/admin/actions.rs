@@ -83,7 +83,10 @@ async fn staff_deactivate_and_activate_a_member_with_audit_rows() {
     assert_eq!(page.status, 200);
     for (row, label) in [(&rows[0], "비활성화"), (&rows[1], "활성화")] {
         let shown = history_row(&page.body, row.id);
-        assert!(shown.contains(&format!("<td>{label}</td>")), "{shown}");
+        assert!(
+            shown.contains(&format!("<td data-label=\"작업\">{label}</td>")),
+            "{shown}"
+        );
         assert!(shown.contains("관리 화면"), "the door is shown: {shown}");
     }
     let audit = staff
