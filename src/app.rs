@@ -9,7 +9,7 @@ use actix_session::SessionMiddleware;
 use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{Logger, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
@@ -32,6 +32,8 @@ const STANDIN_APP_ID: i64 = 1_000_001;
 pub struct Application {
     server: Server,
     addr: SocketAddr,
+    /// The metrics listener (`METRICS_BIND`) and where it is bound.
+    metrics: Option<(Server, SocketAddr)>,
     pub state: web::Data<AppState>,
     pub standin: Option<StandIn>,
 }
@@ -104,7 +106,12 @@ impl Application {
             sessions: session_backend.clone(),
             trusted_proxies,
             consent_cache: Default::default(),
+            draining: Default::default(),
         });
+        let metrics = match state.settings.metrics_bind.as_deref() {
+            Some(bind) => Some(metrics_server(state.clone(), bind)?),
+            None => None,
+        };
         let server = build_server(
             state.clone(),
             standin.clone(),
@@ -130,6 +137,7 @@ impl Application {
         Ok(Application {
             server,
             addr,
+            metrics,
             state,
             standin,
         })
@@ -147,10 +155,143 @@ impl Application {
         &self.state.pool
     }
 
-    /// Serve until stopped.
-    pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+    /// Where metrics are served, when `METRICS_BIND` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
     }
+
+    /// Serve until stopped (through [`Application::handle`]), with the housekeeping job and
+    /// the metrics listener beside; the metrics listener stops with the server.
+    pub async fn run(self) -> std::io::Result<()> {
+        let housekeeping = spawn_housekeeping(&self.state);
+        let result = match self.metrics {
+            Some((metrics, _)) => {
+                let metrics_handle = metrics.handle();
+                let server = self.server;
+                let main = async move {
+                    let done = server.await;
+                    metrics_handle.stop(true).await;
+                    done
+                };
+                futures_util::future::try_join(main, metrics)
+                    .await
+                    .map(|_| ())
+            }
+            None => self.server.await,
+        };
+        if let Some(job) = housekeeping {
+            job.abort();
+        }
+        result
+    }
+
+    /// Serve until SIGTERM or Ctrl-C, then shut down gracefully: `/readyz` answers 503 at
+    /// once and requests are still served for `SHUTDOWN_DRAIN_SECS` (a load balancer stops
+    /// sending), then the listener closes and requests in flight get `SHUTDOWN_TIMEOUT_SECS`
+    /// to finish; the pools close as the server's last reference to them goes. A second
+    /// signal stops at once.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let state = self.state.clone();
+        actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            state
+                .draining
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let drain = state.settings.shutdown_drain_secs;
+            log::info!(
+                "event=server.draining drain_secs={drain} timeout_secs={}",
+                state.settings.shutdown_timeout_secs
+            );
+            let second = actix_web::rt::spawn({
+                let handle = handle.clone();
+                async move {
+                    shutdown_signal().await;
+                    log::warn!("event=server.stop_now reason=second_signal");
+                    handle.stop(false).await;
+                }
+            });
+            actix_web::rt::time::sleep(Duration::from_secs(drain)).await;
+            log::info!("event=server.stopping");
+            handle.stop(true).await;
+            second.abort();
+        });
+        self.run().await?;
+        log::info!("event=server.stopped");
+        Ok(())
+    }
+}
+
+/// SIGTERM or SIGINT (Ctrl-C), whichever comes first.
+async fn shutdown_signal() {
+    use actix_web::rt::signal;
+    #[cfg(unix)]
+    {
+        match signal::unix::signal(signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                futures_util::future::select(Box::pin(term.recv()), Box::pin(signal::ctrl_c()))
+                    .await;
+            }
+            Err(e) => {
+                log::error!("event=server.signals_unavailable error=\"{e}\"");
+                let _ = signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = signal::ctrl_c().await;
+    }
+}
+
+/// Purge expired sessions and used login states every `HOUSEKEEPING_INTERVAL_SECS`, starting
+/// at a random point of the first interval so that instances started together spread out.
+fn spawn_housekeeping(state: &web::Data<AppState>) -> Option<actix_web::rt::task::JoinHandle<()>> {
+    let every = state.settings.housekeeping_interval_secs;
+    if every == 0 {
+        return None;
+    }
+    let pool = state.pool.clone();
+    Some(actix_web::rt::spawn(async move {
+        let every = Duration::from_secs(every);
+        let first = every.mul_f64(rand::random::<f64>());
+        actix_web::rt::time::sleep(first).await;
+        loop {
+            match db::run(&pool, crate::auth::records::purge_expired).await {
+                Ok(purged) if purged.any() => log::info!(
+                    "event=housekeeping.purged sessions={} login_states={} more={}",
+                    purged.sessions,
+                    purged.login_states,
+                    purged.more
+                ),
+                Ok(_) => {}
+                Err(e) => log::warn!("event=housekeeping.failed error=\"{e}\""),
+            }
+            actix_web::rt::time::sleep(every).await;
+        }
+    }))
+}
+
+/// The metrics listener on `bind`: `GET /metrics` and nothing else.
+fn metrics_server(state: web::Data<AppState>, bind: &str) -> anyhow::Result<(Server, SocketAddr)> {
+    let listener =
+        TcpListener::bind(bind).with_context(|| format!("cannot listen for metrics on {bind}"))?;
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(pages::metrics))
+            .default_service(web::to(|| async {
+                actix_web::HttpResponse::NotFound().finish()
+            }))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
+    log::info!("event=metrics.ready addr={addr}");
+    Ok((server, addr))
 }
 
 /// The Kakao URLs and credentials in use, and the stand-in when it plays Kakao.
@@ -253,6 +394,7 @@ fn build_server(
         settings.workers
     };
     let blocking_threads = blocking_threads_per_worker(settings.database_pool_size, workers);
+    let shutdown_timeout = settings.shutdown_timeout_secs;
     let kakao_config = Arc::new(state.kakao.clone());
     let server = HttpServer::new(move || {
         // awc's client is per worker: it is not Send. `build` made one already, so this cannot
@@ -293,12 +435,12 @@ fn build_server(
             .wrap(session)
             .wrap(from_fn(pages::render_errors))
             .wrap(from_fn(pages::security_headers))
-            .wrap(
-                Logger::new("event=http method=%{METHOD}xi path=%U status=%s ms=%D")
-                    .custom_request_replace("METHOD", |req| req.method().to_string()),
-            )
+            .wrap(from_fn(crate::telemetry::observe))
     })
     .workers(workers)
+    // Shutdown is ours (`run_until_signalled`): drain first, then stop.
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout)
     // Blocking threads serve database calls (and static file reads). More of them than pooled
     // connections would only queue for a connection, and each extra thread costs memory: with
     // the default of 512 per worker, the load benchmark's peak RSS passed 110 MiB.

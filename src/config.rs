@@ -11,6 +11,8 @@ use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::telemetry::logging::LogFormat;
+
 /// The defaults, compiled in so the binary works from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -42,6 +44,11 @@ pub const KEYS: &[&str] = &[
     "kakao_timeout_ms",
     "login_state_ttl_secs",
     "trusted_proxies",
+    "log_format",
+    "metrics_bind",
+    "shutdown_timeout_secs",
+    "shutdown_drain_secs",
+    "housekeeping_interval_secs",
 ];
 
 /// Where the service runs: development allows generated keys and the Kakao stand-in.
@@ -125,6 +132,19 @@ pub struct Settings {
     pub login_state_ttl_secs: u64,
     /// Reverse proxies (CIDRs, comma-separated) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Option<String>,
+    /// `text` or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Where Prometheus metrics are served (unset: nowhere).
+    #[serde(default)]
+    pub metrics_bind: Option<String>,
+    /// After SIGTERM, how long in-flight requests may take before they are cut.
+    pub shutdown_timeout_secs: u64,
+    /// After SIGTERM, how long `/readyz` answers 503 while requests are still served, so that a
+    /// load balancer stops sending before the listener closes.
+    pub shutdown_drain_secs: u64,
+    /// How often expired sessions and used login states are purged (0: never).
+    pub housekeeping_interval_secs: u64,
 }
 
 /// Why the settings could not be loaded or are not usable.
@@ -231,6 +251,19 @@ impl Settings {
     /// Check the rules that do not need the network; every problem is listed, not just the first.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
+        if let Some(metrics) = &self.metrics_bind
+            && metrics.parse::<SocketAddr>().is_err()
+        {
+            problems.push(format!(
+                "METRICS_BIND must be an address with a port like 127.0.0.1:9090, not {metrics:?}"
+            ));
+        }
+        if self.metrics_bind.as_deref() == Some(self.bind.as_str()) {
+            problems.push(
+                "METRICS_BIND must differ from BIND: metrics are never served on the public listener"
+                    .to_owned(),
+            );
+        }
         if self.bind.parse::<SocketAddr>().is_err() {
             problems.push(format!(
                 "BIND must be an address with a port like 127.0.0.1:8080, not {:?}",
@@ -468,6 +501,9 @@ fn coerce(key: &str, value: &str) -> serde_json::Value {
         "kakao_connect_timeout_ms",
         "kakao_timeout_ms",
         "login_state_ttl_secs",
+        "shutdown_timeout_secs",
+        "shutdown_drain_secs",
+        "housekeeping_interval_secs",
     ];
     if NUMERIC.contains(&key)
         && let Ok(n) = value.trim().parse::<i64>()

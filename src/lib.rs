@@ -18,6 +18,7 @@ pub mod kst;
 pub mod redis_store;
 pub mod standin;
 pub mod state;
+pub mod telemetry;
 pub mod token;
 pub mod users;
 pub mod web;

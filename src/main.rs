@@ -5,7 +5,6 @@ use kakao_login::cli::{self, Cli, Command};
 use kakao_login::{Application, Settings};
 
 fn main() -> std::process::ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     kakao_login::app::init_crypto();
     let cli = Cli::parse();
     let settings = match Settings::load() {
@@ -15,13 +14,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    kakao_login::telemetry::logging::init(settings.log_format);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => actix_web::rt::System::new().block_on(async move {
             let app = Application::build(settings).await?;
             let addr = app.local_addr();
             let public = app.state.settings.public_url.clone();
             println!("kakao-login listening on http://{addr} (open {public}/)");
-            app.run().await?;
+            app.run_until_signalled().await?;
             Ok(())
         }),
         Command::Migrate => cli::migrate(&settings),

@@ -25,4 +25,13 @@ pub struct AppState {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Recent answers about people's Kakao consent items (the profile and admin pages).
     pub consent_cache: crate::web::consents::ConsentCache,
+    /// Set when shutdown starts: `/readyz` answers 503 so that load balancers drain us.
+    pub draining: std::sync::atomic::AtomicBool,
+}
+
+impl AppState {
+    /// Whether shutdown has started.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }

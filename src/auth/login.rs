@@ -184,6 +184,40 @@ impl From<actix_session::SessionInsertError> for LoginError {
     }
 }
 
+impl LoginError {
+    /// Why a sign-in was refused, as a metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LoginError::State(_) => "state",
+            LoginError::Cancelled => "cancelled",
+            LoginError::KakaoRedirect(_) => "kakao_error",
+            LoginError::Prompt(_) => "prompt",
+            LoginError::CodeMissing => "code_missing",
+            LoginError::IdToken(_) => "id_token",
+            LoginError::LogoutState(_) => "logout_state",
+            LoginError::Kakao(_) => "kakao_unavailable",
+            LoginError::Token(_) => "token",
+            LoginError::Email { .. } => "email",
+            LoginError::EmailLinkedElsewhere => "email_linked_elsewhere",
+            LoginError::Inactive => "inactive",
+            LoginError::KakaoDisabled => "kakao_disabled",
+            LoginError::WrongPassword => "wrong_password",
+            LoginError::Limited(_) => "rate_limited",
+            LoginError::Db(_) => "database",
+            LoginError::Session(_) => "session_store",
+        }
+    }
+}
+
+/// Count a sign-in that ended: by flow, and how (`kind`), or refused and why.
+fn count_sign_in(flow: &str, result: Result<SignInKind, &LoginError>) {
+    let (outcome, reason) = match result {
+        Ok(kind) => (kind.as_str(), ""),
+        Err(e) => ("refused", e.reason()),
+    };
+    crate::telemetry::metrics::get().sign_in(flow, outcome, reason);
+}
+
 /// A completed sign-in.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
@@ -247,6 +281,19 @@ pub struct Callback {
 /// exchange (never retried), the ID token (with OIDC on: required, and verified before
 /// anything else is believed), the profile, and the sign-in.
 pub async fn finish_kakao_login(
+    state: &AppState,
+    kakao: &KakaoClient,
+    session: &AppSession,
+    device: &str,
+    callback: Callback,
+) -> Result<SignedIn, LoginError> {
+    let result = finish_kakao_login_uncounted(state, kakao, session, device, callback).await;
+    count_sign_in("web", result.as_ref().map(|s| s.kind));
+    result
+}
+
+/// [`finish_kakao_login`] before it is counted.
+async fn finish_kakao_login_uncounted(
     state: &AppState,
     kakao: &KakaoClient,
     session: &AppSession,
@@ -389,6 +436,22 @@ pub async fn sign_in_with_access_token(
     device: &str,
     access_token: &str,
 ) -> Result<SignedIn, LoginError> {
+    let result =
+        sign_in_with_access_token_uncounted(state, kakao, session, client, device, access_token)
+            .await;
+    count_sign_in("mobile_token", result.as_ref().map(|s| s.kind));
+    result
+}
+
+/// [`sign_in_with_access_token`] before it is counted.
+async fn sign_in_with_access_token_uncounted(
+    state: &AppState,
+    kakao: &KakaoClient,
+    session: &AppSession,
+    client: &str,
+    device: &str,
+    access_token: &str,
+) -> Result<SignedIn, LoginError> {
     state.limits.mobile_sign_in.acquire(client).await?;
     let token = access_token.trim();
     let checks = &state.limits.token_check;
@@ -417,6 +480,23 @@ pub async fn sign_in_with_access_token(
 /// are what stop a replay); then the same identity rules as the web flow, with the token's
 /// email (Kakao puts one in only when it is valid and verified).
 pub async fn sign_in_with_id_token(
+    state: &AppState,
+    kakao: &KakaoClient,
+    session: &AppSession,
+    client: &str,
+    device: &str,
+    id_token: &str,
+    nonce: Option<&str>,
+) -> Result<SignedIn, LoginError> {
+    let result =
+        sign_in_with_id_token_uncounted(state, kakao, session, client, device, id_token, nonce)
+            .await;
+    count_sign_in("mobile_id_token", result.as_ref().map(|s| s.kind));
+    result
+}
+
+/// [`sign_in_with_id_token`] before it is counted.
+async fn sign_in_with_id_token_uncounted(
     state: &AppState,
     kakao: &KakaoClient,
     session: &AppSession,
@@ -568,6 +648,21 @@ const PASSWORD_INPUT_MAX: usize = 1024;
 /// email, a member or a deactivated account all get `WrongPassword`, at the cost of one argon2
 /// verification each.
 pub async fn sign_in_with_password(
+    state: &AppState,
+    session: &AppSession,
+    client: &str,
+    device: &str,
+    email: &str,
+    password: &str,
+) -> Result<User, LoginError> {
+    let result =
+        sign_in_with_password_uncounted(state, session, client, device, email, password).await;
+    count_sign_in("password", result.as_ref().map(|_| SignInKind::Returning));
+    result
+}
+
+/// [`sign_in_with_password`] before it is counted.
+async fn sign_in_with_password_uncounted(
     state: &AppState,
     session: &AppSession,
     client: &str,

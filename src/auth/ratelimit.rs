@@ -181,6 +181,7 @@ impl Limiter {
             "event=ratelimit.refused limit={} reason=\"{refused}\"",
             self.limit().name
         );
+        crate::telemetry::metrics::get().rate_limited(self.limit().name);
         Err(refused)
     }
 }

@@ -261,10 +261,37 @@ pub fn build_pool(url: &str, max_size: u32, timeout: Duration) -> Result<DbPool,
 }
 
 /// Apply every pending migration of the pool's backend; returns the versions applied.
+/// The advisory lock key instances take while migrating PostgreSQL ("kakaolog" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6b61_6b61_6f6c_6f67;
+
 pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, anyhow::Error> {
     let applied = match conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
-        DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        DbConnection::Postgresql(c) => {
+            // Instances starting together take turns (a session-level advisory lock, freed
+            // also if this connection dies): the first applies what is pending, the others
+            // then find nothing to do, instead of racing on the same CREATE TABLE.
+            use diesel::RunQueryDsl as _;
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                .execute(c)
+                .map_err(|e| anyhow::anyhow!("cannot take the migration lock: {e}"))?;
+            let applied = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|versions| {
+                    versions
+                        .into_iter()
+                        .map(|v| v.as_owned())
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|e| e.to_string());
+            let unlocked =
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+                    .execute(c);
+            if let Err(e) = unlocked {
+                log::warn!("event=db.migration_unlock_failed error=\"{e}\"");
+            }
+            applied.map_err(|e| anyhow::anyhow!(e).into())
+        }
     }
     .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
     Ok(applied.into_iter().map(|v| v.to_string()).collect())
@@ -442,8 +469,14 @@ where
     E: From<DbError> + DbFailure + Send + 'static,
 {
     let pool = pool.clone();
+    // The request's id goes along, so that log lines from the blocking thread carry it.
+    let request_id = crate::telemetry::logging::current();
     let work = actix_web::web::block(move || {
-        let mut conn = pool.get().map_err(DbError::from)?;
+        let _request = crate::telemetry::logging::enter(request_id);
+        let waited = std::time::Instant::now();
+        let got = pool.get();
+        crate::telemetry::metrics::get().pool_wait(waited.elapsed(), got.is_ok());
+        let mut conn = got.map_err(DbError::from)?;
         WROTE.set(false);
         let first = f(&mut conn);
         let Err(e) = first else { return first };

@@ -49,6 +49,53 @@ pub async fn send(
     request: awc::ClientRequest,
     body: Option<Vec<u8>>,
 ) -> Result<RawResponse, HttpError> {
+    let endpoint = endpoint_label(request.get_uri().path());
+    let started = std::time::Instant::now();
+    let result = send_unmeasured(total_timeout, request, body).await;
+    let outcome = match &result {
+        Ok(raw) if raw.status.is_success() => "ok",
+        Ok(_) => "client_error",
+        Err(HttpError::Timeout) => "timeout",
+        Err(HttpError::Connect(_)) => "connect",
+        Err(HttpError::Redirect(_)) => "redirect",
+        Err(HttpError::ServerError(_)) => "server_error",
+        Err(HttpError::Body(_)) => "body",
+        Err(HttpError::Request(_)) => "request",
+    };
+    crate::telemetry::metrics::get().kakao(endpoint, outcome, started.elapsed());
+    result
+}
+
+/// Kakao's endpoints as metric labels (any other path is `other`, so that the label set stays
+/// small whatever the configured base URLs hold).
+const ENDPOINTS: [&str; 10] = [
+    "/oauth/token",
+    "/v2/user/me",
+    "/v1/user/access_token_info",
+    "/v1/user/logout",
+    "/v1/user/unlink",
+    "/v2/user/scopes",
+    "/v1/user/ids",
+    "/.well-known/jwks.json",
+    "/.well-known/openid-configuration",
+    "/oauth/logout",
+];
+
+/// The label of the endpoint at `path` (which may carry a prefix of the base URL's).
+pub fn endpoint_label(path: &str) -> &'static str {
+    ENDPOINTS
+        .iter()
+        .find(|e| path.ends_with(*e))
+        .copied()
+        .unwrap_or("other")
+}
+
+/// [`send`] without the metrics.
+async fn send_unmeasured(
+    total_timeout: Duration,
+    request: awc::ClientRequest,
+    body: Option<Vec<u8>>,
+) -> Result<RawResponse, HttpError> {
     let fut = async move {
         let mut response = match body {
             Some(b) => request.send_body(b).await,

@@ -39,10 +39,32 @@ pub enum UnlinkAnswer {
     Refused(Refusal),
 }
 
+impl UnlinkAnswer {
+    /// The outcome, as a metric label.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            UnlinkAnswer::Ok(outcome) => outcome.as_str(),
+            UnlinkAnswer::Refused(_) => Outcome::Refused.as_str(),
+        }
+    }
+}
+
 /// The unlink webhook: Kakao's only with `Authorization: KakaoAK {admin key}` (compared in
 /// constant time) and our `app_id`; then the link is removed, every session ends, and the
 /// delivery is recorded, within `BUDGET`.
 pub async fn unlink_webhook(
+    pool: &DbPool,
+    kakao: &KakaoClient,
+    authorization: Option<&str>,
+    fields: &[u8],
+) -> UnlinkAnswer {
+    let answer = unlink_webhook_uncounted(pool, kakao, authorization, fields).await;
+    crate::telemetry::metrics::get().webhook("unlink", answer.outcome());
+    answer
+}
+
+/// [`unlink_webhook`] before it is counted.
+async fn unlink_webhook_uncounted(
     pool: &DbPool,
     kakao: &KakaoClient,
     authorization: Option<&str>,
@@ -122,9 +144,32 @@ pub enum EventsAnswer {
     Unavailable,
 }
 
+impl EventsAnswer {
+    /// The outcome, as a metric label.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            EventsAnswer::Accepted(outcome) => outcome.as_str(),
+            EventsAnswer::Refused(_) => Outcome::Refused.as_str(),
+            EventsAnswer::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// The account status change webhook: the Security Event Token is verified (`events`), its
 /// `jti` must be new, and each event is applied (or recorded and ignored) within `BUDGET`.
 pub async fn events_webhook(
+    pool: &DbPool,
+    kakao: &KakaoClient,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> EventsAnswer {
+    let answer = events_webhook_uncounted(pool, kakao, content_type, body).await;
+    crate::telemetry::metrics::get().webhook("events", answer.outcome());
+    answer
+}
+
+/// [`events_webhook`] before it is counted.
+async fn events_webhook_uncounted(
     pool: &DbPool,
     kakao: &KakaoClient,
     content_type: Option<&str>,

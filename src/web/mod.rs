@@ -331,6 +331,19 @@ const SLASH_PATHS: &[&str] = &[
 ];
 
 /// Anything not routed: a redirect to the slashed path, or the 404 page.
+/// `GET /metrics`, on the metrics listener only (`METRICS_BIND`): Prometheus's text format.
+pub async fn metrics(state: web::Data<crate::state::AppState>) -> HttpResponse {
+    let pool = state.pool.state();
+    let body = crate::telemetry::metrics::get().render((
+        pool.connections,
+        pool.idle_connections,
+        state.pool.max_size(),
+    ));
+    HttpResponse::Ok()
+        .content_type(crate::telemetry::metrics::CONTENT_TYPE)
+        .body(body)
+}
+
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
     if req.method() == actix_web::http::Method::GET && SLASH_PATHS.contains(&req.path()) {
         let target = match req.uri().query() {

@@ -281,8 +281,12 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// `GET /readyz`: every store the app needs answers (the database, and Redis when sessions
-/// live there); 503 otherwise, so that a load balancer sends traffic elsewhere.
+/// live there); 503 otherwise, so that a load balancer sends traffic elsewhere. 503 as well
+/// from the moment shutdown starts, while requests are still served, so that it drains.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    if state.is_draining() {
+        return Err(AppError::Unavailable("shutting down".to_owned()));
+    }
     db::ready(&state.pool, std::time::Duration::from_secs(1)).await?;
     state
         .sessions

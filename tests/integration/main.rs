@@ -2,9 +2,11 @@
 //! database (SQLite, or PostgreSQL when TEST_DATABASE_URL is set) and its own Kakao stand-in,
 //! or works on its own database without HTTP. The modules mirror `src/`.
 
+mod auth;
 mod browser;
 mod cli;
 mod faults;
+mod fleet;
 mod standin_mode;
 mod support;
 mod users;

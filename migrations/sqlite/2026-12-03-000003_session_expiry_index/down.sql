@@ -1,0 +1,1 @@
+DROP INDEX user_sessions_expires_idx;

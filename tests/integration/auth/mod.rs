@@ -1,0 +1,3 @@
+//! Sign-in's storage without HTTP (a real database, SQLite or PostgreSQL).
+
+mod records;
