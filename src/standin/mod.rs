@@ -17,7 +17,8 @@
 //!   app (see `webhooks.rs`, also for the control endpoints under `/_standin/webhooks/`).
 //!
 //! Tests steer it through [`StandIn`]: add accounts, skip the consent page
-//! ([`StandIn::set_auto_consent`]), inject faults per [`Endpoint`] and into ID tokens
+//! ([`StandIn::set_auto_consent`], also as whichever account the `login_hint` names:
+//! [`Consent::AgreeAsLoginHint`]), inject faults per [`Endpoint`] and into ID tokens
 //! ([`StandIn::set_id_token_fault`]), count hits, mint or expire access tokens, mint ID tokens
 //! ([`StandIn::mint_id_token`]), turn OpenID Connect off ([`StandIn::set_oidc`]), set the issuer
 //! ([`StandIn::set_issuer`]), rotate the signing key ([`StandIn::rotate_signing_key`]), register
@@ -156,6 +157,12 @@ pub enum Consent {
     },
     /// Pressed cancel: redirect with `error=access_denied&error_description=User%20denied%20access`.
     Cancel,
+    /// Agree, sharing the email, as the account whose email is the request's `login_hint`
+    /// (compared ASCII case-insensitively), creating it first when there is none: nickname the
+    /// email's local part, email verified and valid. So each new email is a new person and the
+    /// same email the same person again (load tests: fresh and returning sign-ins without a
+    /// consent page). A request without a `login_hint` gets the stand-in's 500 error page.
+    AgreeAsLoginHint,
 }
 
 /// The stand-in's endpoints, for faults and hit counts.
@@ -404,7 +411,8 @@ impl StandIn {
     }
 
     /// When `Some`, `/oauth/authorize` skips the consent page and immediately redirects with a
-    /// code for this consent (or with `access_denied` for [`Consent::Cancel`]).
+    /// code for this consent (or with `access_denied` for [`Consent::Cancel`]; with
+    /// [`Consent::AgreeAsLoginHint`], as the account the request's `login_hint` names).
     pub fn set_auto_consent(&self, consent: Option<Consent>) {
         self.lock().auto_consent = consent;
     }

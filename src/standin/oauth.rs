@@ -678,6 +678,22 @@ pub(super) async fn authorize(standin: StandIn, req: HttpRequest, _body: Bytes) 
             kakao_id,
             share_email,
         }) => agree(&standin, &request, kakao_id, share_email, cookie.as_deref()),
+        Some(Consent::AgreeAsLoginHint) => match &request.login_hint {
+            Some(email) => {
+                let kakao_id = standin.lock().account_for_login_hint(email);
+                agree(&standin, &request, kakao_id, true, cookie.as_deref())
+            }
+            None => PageError {
+                status: 500,
+                title: "스탠드인 설정 오류",
+                koe: "STANDIN",
+                error: "missing_login_hint",
+                description:
+                    "Consent::AgreeAsLoginHint needs a login_hint on the authorize request"
+                        .to_owned(),
+            }
+            .response(),
+        },
         None => consent_page(&standin, &request, None, Vec::new()),
     }
 }

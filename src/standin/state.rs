@@ -142,6 +142,9 @@ pub(super) enum TokenProblem {
 pub(super) struct State {
     next_kakao_id: i64,
     pub(super) accounts: BTreeMap<i64, Account>,
+    /// The first account (lowest id) of each email, ASCII-lowercased: email look-ups stay
+    /// constant-time with the many accounts a load test creates.
+    emails: HashMap<String, i64>,
     pub(super) links: HashMap<i64, Link>,
     pub(super) codes: HashMap<String, CodeGrant>,
     pub(super) access_tokens: HashMap<String, AccessToken>,
@@ -177,6 +180,7 @@ impl Default for State {
         Self {
             next_kakao_id: FIRST_KAKAO_ID,
             accounts: BTreeMap::new(),
+            emails: HashMap::new(),
             links: HashMap::new(),
             codes: HashMap::new(),
             access_tokens: HashMap::new(),
@@ -219,18 +223,31 @@ impl State {
     pub(super) fn add_account(&mut self, user: TestUser) -> i64 {
         let id = self.next_kakao_id;
         self.next_kakao_id += 1;
+        if let Some(email) = &user.email {
+            self.emails.entry(email.to_ascii_lowercase()).or_insert(id);
+        }
         self.accounts.insert(id, Account { id, user });
         id
     }
 
-    /// The account whose email equals `email` (ASCII case-insensitively), if any.
+    /// The account whose email equals `email` (ASCII case-insensitively), if any: the first one
+    /// added when several share it.
     pub(super) fn account_by_email(&self, email: &str) -> Option<i64> {
-        self.accounts.values().find_map(|a| {
-            a.user
-                .email
-                .as_deref()
-                .filter(|e| e.eq_ignore_ascii_case(email))
-                .map(|_| a.id)
+        self.emails.get(&email.to_ascii_lowercase()).copied()
+    }
+
+    /// The account of `email` for [`super::Consent::AgreeAsLoginHint`]: the existing one, or a
+    /// new one named after the email's local part, its email verified and valid.
+    pub(super) fn account_for_login_hint(&mut self, email: &str) -> i64 {
+        if let Some(id) = self.account_by_email(email) {
+            return id;
+        }
+        let local = email.split_once('@').map_or(email, |(local, _)| local);
+        self.add_account(TestUser {
+            nickname: Some(local.to_owned()),
+            email: Some(email.to_owned()),
+            email_verified: true,
+            email_valid: true,
         })
     }
 

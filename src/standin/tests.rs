@@ -1411,6 +1411,46 @@ async fn auto_consent_for_an_unknown_account_shows_a_stand_in_error_page() {
     assert!(reply.text().contains("42"));
 }
 
+#[actix_web::test]
+async fn auto_consent_as_the_login_hint_creates_that_account_once_then_reuses_it() {
+    let standin = StandIn::new(config());
+    let alice_id = standin.add_user(alice());
+    standin.set_auto_consent(Some(Consent::AgreeAsLoginHint));
+    let h = harness!(standin.clone());
+    let me_after = |hint: &'static str| {
+        let h = &h;
+        async move {
+            let params = h
+                .authorize(&[("state", "hint"), ("login_hint", hint)])
+                .await
+                .redirect_params();
+            assert_eq!(params["state"], "hint");
+            let tokens = h.exchange(&params["code"], None).await.json();
+            assert_eq!(tokens["scope"], "account_email openid profile_nickname");
+            h.user_me(tokens["access_token"].as_str().unwrap())
+                .await
+                .json()
+        }
+    };
+
+    // An email no account has: a new person, named after the local part, email shared.
+    let new = me_after("new-1@example.com").await;
+    let new_id = new["id"].as_i64().unwrap();
+    assert!(new_id > alice_id);
+    assert_eq!(new["kakao_account"]["profile"]["nickname"], "new-1");
+    assert_eq!(new["kakao_account"]["email"], "new-1@example.com");
+    assert_eq!(new["kakao_account"]["is_email_verified"], true);
+    assert_eq!(new["kakao_account"]["is_email_valid"], true);
+    // The same email again (in any case) is the same person; an existing account's email is it.
+    assert_eq!(me_after("NEW-1@example.com").await["id"], new_id);
+    assert_eq!(me_after("alice@example.com").await["id"], alice_id);
+    assert_eq!(standin.lock().accounts.len(), 2);
+
+    let reply = h.authorize(&[("state", "hint")]).await;
+    assert_eq!(reply.status, 500);
+    assert!(reply.text().contains("login_hint"), "{}", reply.text());
+}
+
 // ---------------------------------------------------------------- prompt, login_hint, browser session
 
 /// The `standin_kakao_session` cookie a reply sets, if any.

@@ -34,6 +34,21 @@ pub fn new_request_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The method as a metric label: the standard ones, else `other` (a client may send any
+/// token as a method, and each label value is a time series).
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Outermost middleware: take the request's `X-Request-Id` (or make one), run the request with
 /// it (every log line carries it, database work included), echo it in the response, and log
 /// and count the request by its route pattern (`route=/admin/users/{id}/`; the path is logged
@@ -67,7 +82,7 @@ pub async fn observe(
                 "unmatched".to_owned(),
             ),
         };
-        metrics::get().http(&route, method.as_str(), status, elapsed);
+        metrics::get().http(&route, method_label(&method), status, elapsed);
         log::info!(
             target: "kakao_login::http",
             "event=http method={method} route={route} path={path} status={status} ms={:.3}",
@@ -84,6 +99,7 @@ pub async fn observe(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -102,6 +118,9 @@ mod tests {
         ] {
             assert!(!acceptable_request_id(bad), "{bad:?}");
         }
+        assert_eq!(method_label(&actix_web::http::Method::PATCH), "PATCH");
+        let custom = actix_web::http::Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&custom), "other");
         let made = new_request_id();
         assert_eq!(made.len(), 16);
         assert!(acceptable_request_id(&made));
