@@ -315,8 +315,15 @@ impl StandIn {
         Ok(next.call(req).await?.map_into_left_body())
     }
 
-    /// A fresh stand-in with no accounts, faults or tokens.
+    /// A fresh stand-in with no accounts, faults or tokens. The first signing key is made on a
+    /// thread of its own now (RSA key generation takes tens of milliseconds), so that the first
+    /// token or JWKS request does not hold a server worker while it is made.
     pub fn new(config: StandInConfig) -> Self {
+        std::thread::spawn(|| {
+            if let Err(err) = keys::key(0) {
+                log::error!("stand-in: {err}");
+            }
+        });
         Self {
             inner: Arc::new(Inner {
                 config,
