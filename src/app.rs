@@ -78,7 +78,16 @@ impl Application {
                 db::redact_url(&settings.database_url)
             )
         })?;
-        let applied = db::run(&pool, db::run_migrations).await?;
+        // Not through `db::run`: a migration may rightly take longer than its WORK_TIMEOUT.
+        let migrating = pool.clone();
+        let applied = actix_web::web::block(move || {
+            let mut conn = migrating
+                .get()
+                .map_err(|e| anyhow::anyhow!("no database connection for the migrations: {e}"))?;
+            db::run_migrations(&mut conn)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("the migrations did not run: {e}"))??;
         for version in applied {
             log::info!("event=db.migrated version={version}");
         }

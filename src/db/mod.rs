@@ -272,9 +272,30 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, anyhow::Er
             // also if this connection dies): the first applies what is pending, the others
             // then find nothing to do, instead of racing on the same CREATE TABLE.
             use diesel::RunQueryDsl as _;
-            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+            // Migrations (and the wait for another instance's) may take longer than the
+            // pool's statement_timeout; RESET below returns to the connection's own value.
+            diesel::sql_query("SET statement_timeout = 0")
                 .execute(c)
+                .map_err(|e| anyhow::anyhow!("cannot lift the statement timeout: {e}"))?;
+            // Polled, not waited for inside one statement: a CREATE INDEX CONCURRENTLY in the
+            // other instance's migrations waits for every open transaction to end, and a
+            // waiting pg_advisory_lock would be one (PostgreSQL reports the deadlock).
+            #[derive(diesel::QueryableByName)]
+            struct Locked {
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                locked: bool,
+            }
+            loop {
+                let got: Locked = diesel::sql_query(format!(
+                    "SELECT pg_try_advisory_lock({MIGRATION_LOCK}) AS locked"
+                ))
+                .get_result(c)
                 .map_err(|e| anyhow::anyhow!("cannot take the migration lock: {e}"))?;
+                if got.locked {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
             let applied = c
                 .run_pending_migrations(POSTGRES_MIGRATIONS)
                 .map(|versions| {
@@ -290,6 +311,7 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, anyhow::Er
             if let Err(e) = unlocked {
                 log::warn!("event=db.migration_unlock_failed error=\"{e}\"");
             }
+            let _ = diesel::sql_query("RESET statement_timeout").execute(c);
             applied.map_err(|e| anyhow::anyhow!(e).into())
         }
     }

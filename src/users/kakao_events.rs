@@ -252,8 +252,10 @@ async fn events_webhook_uncounted(
     }
 }
 
-/// `receive` on the blocking pool, bounded by `BUDGET`. A failure is logged and, when the
-/// database lets us, recorded; `Err(None)` when the budget ran out.
+/// `receive` on the blocking pool; the answer waits at most `BUDGET`. The work itself is not
+/// cut off when the wait ends: it goes on, and records its own outcome (or, when it fails,
+/// a `failed` row), so a delivery is never recorded as failed and then applied. `Err(None)`
+/// when it failed or was not done within the budget.
 async fn within_budget(
     pool: &DbPool,
     webhook: Webhook,
@@ -262,50 +264,66 @@ async fn within_budget(
     jti: Option<String>,
     said: Vec<KakaoSaid>,
 ) -> Result<Outcome, Option<ReceiveError>> {
-    let work = {
-        let event = event.clone();
-        db::run(pool, move |conn| {
-            receive(
-                conn,
-                &Word {
-                    webhook,
-                    event: &event,
-                    kakao_id,
-                    jti: jti.as_deref(),
-                    said: &said,
-                },
-            )
-        })
-    };
-    let failure = match actix_web::rt::time::timeout(BUDGET, work).await {
-        Ok(Ok(outcome)) => {
-            log::info!(
+    let pool = pool.clone();
+    let work = actix_web::rt::spawn(async move {
+        let done = {
+            let event = event.clone();
+            db::run(&pool, move |conn| {
+                receive(
+                    conn,
+                    &Word {
+                        webhook,
+                        event: &event,
+                        kakao_id,
+                        jti: jti.as_deref(),
+                        said: &said,
+                    },
+                )
+            })
+            .await
+        };
+        match &done {
+            Ok(outcome) => log::info!(
                 "event=webhook.received kind={} kakao_id={kakao_id} outcome={}",
                 webhook.as_str(),
                 outcome.as_str()
-            );
-            return Ok(outcome);
+            ),
+            Err(ReceiveError::Replayed) => {}
+            Err(e) => {
+                // The transaction rolled back: nothing changed, and that is what is recorded.
+                let failure = e.to_string();
+                log::error!(
+                    "event=webhook.failed kind={} kakao_id={kakao_id} error=\"{failure}\"",
+                    webhook.as_str()
+                );
+                let note = db::run(&pool, move |conn| {
+                    record_without_effect(
+                        conn,
+                        webhook,
+                        &event,
+                        Some(kakao_id),
+                        Outcome::Failed,
+                        &failure,
+                    )
+                });
+                let _ = actix_web::rt::time::timeout(Duration::from_millis(500), note).await;
+            }
         }
-        Ok(Err(ReceiveError::Replayed)) => return Err(Some(ReceiveError::Replayed)),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => format!("not done within {} s", BUDGET.as_secs()),
-    };
-    log::error!(
-        "event=webhook.failed kind={} kakao_id={kakao_id} error=\"{failure}\"",
-        webhook.as_str()
-    );
-    let note = db::run(pool, move |conn| {
-        record_without_effect(
-            conn,
-            webhook,
-            &event,
-            Some(kakao_id),
-            Outcome::Failed,
-            &failure,
-        )
+        done
     });
-    let _ = actix_web::rt::time::timeout(Duration::from_millis(500), note).await;
-    Err(None)
+    match actix_web::rt::time::timeout(BUDGET, work).await {
+        Ok(Ok(Ok(outcome))) => Ok(outcome),
+        Ok(Ok(Err(ReceiveError::Replayed))) => Err(Some(ReceiveError::Replayed)),
+        Ok(Ok(Err(_))) | Ok(Err(_)) => Err(None),
+        Err(_) => {
+            log::warn!(
+                "event=webhook.slow kind={} kakao_id={kakao_id} budget_s={} note=\"answered; the work goes on and records its outcome\"",
+                webhook.as_str(),
+                BUDGET.as_secs()
+            );
+            Err(None)
+        }
+    }
 }
 
 /// Which webhook a delivery came through.

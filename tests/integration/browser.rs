@@ -378,8 +378,14 @@ impl E2e {
                   if (hidden) continue;
                   const style = getComputedStyle(cell);
                   const px = name => parseFloat(style[name]) || 0;
-                  const room = cell.getBoundingClientRect().width - px('paddingLeft') - px('paddingRight')
+                  let room = cell.getBoundingClientRect().width - px('paddingLeft') - px('paddingRight')
                     - px('borderLeftWidth') - px('borderRightWidth');
+                  // A label drawn before the value (the phone layout's data-label) takes its
+                  // width and the gap out of the value's room.
+                  const label = getComputedStyle(cell, '::before');
+                  if (label.content && label.content !== 'none' && label.content !== 'normal') {
+                    room -= (parseFloat(label.width) || 0) + (parseFloat(style.columnGap) || 0);
+                  }
                   for (const word of cell.textContent.split(/\s+/).filter(w => w.length)) {
                     probe.textContent = word;
                     cell.appendChild(probe);
@@ -764,15 +770,18 @@ async fn unlinking_at_kakao_signs_the_person_out_and_staff_see_it_on_a_phone() {
     staff.sign_up("대표", "boss@example.com").await;
     staff.open("/admin/users/").await;
     staff.check_phone_page("users").await;
-    staff
+    let link = staff
         .browser
         .find(Locator::LinkText("unlinker@example.com"))
         .await
-        .expect("the person is listed")
-        .click()
+        .expect("the person is listed");
+    let detail = link
+        .attr("href")
         .await
-        .expect("open the person");
-    staff.wait_for_path("/admin/users/").await;
+        .expect("href")
+        .expect("the link has an href");
+    link.click().await.expect("open the person");
+    staff.wait_for_path(&detail).await;
     staff
         .browser
         .find(Locator::Css("[data-outcome=applied]"))

@@ -1,1 +1,1 @@
-DROP INDEX user_sessions_expires_idx;
+DROP INDEX CONCURRENTLY IF EXISTS user_sessions_expires_idx;

@@ -259,6 +259,11 @@ async fn bad_security_event_tokens_are_refused_with_rfc_8935_errors_and_change_n
         assert_eq!(body["err"], err, "{fault:?}: {body}");
         assert!(body["description"].is_string());
     }
+    // None of them changed anything: still linked, still signed in, no audit row.
+    assert_eq!(app.kakao_id(user_id), Some(kakao_id));
+    assert!(signed_in(&app, &browser).await);
+    assert!(app.audit_since(mark).is_empty());
+
     // A replay: the first delivery has its effect, the second is refused.
     let token =
         standin.mint_security_event(kakao_id, uri::SESSIONS_REVOKED, &SetOptions::default());
