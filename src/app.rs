@@ -253,7 +253,8 @@ async fn shutdown_signal() {
     }
 }
 
-/// Purge expired sessions and used login states every `HOUSEKEEPING_INTERVAL_SECS`, starting
+/// Purge expired sessions, used login states and month-old refused webhook deliveries every
+/// `HOUSEKEEPING_INTERVAL_SECS`, starting
 /// at a random point of the first interval so that instances started together spread out.
 fn spawn_housekeeping(state: &web::Data<AppState>) -> Option<actix_web::rt::task::JoinHandle<()>> {
     let every = state.settings.housekeeping_interval_secs;
@@ -274,6 +275,11 @@ fn spawn_housekeeping(state: &web::Data<AppState>) -> Option<actix_web::rt::task
                     purged.more
                 ),
                 Ok(_) => {}
+                Err(e) => log::warn!("event=housekeeping.failed error=\"{e}\""),
+            }
+            match db::run(&pool, crate::users::kakao_events::purge_old_refusals).await {
+                Ok(0) => {}
+                Ok(n) => log::info!("event=housekeeping.purged refused_deliveries={n}"),
                 Err(e) => log::warn!("event=housekeeping.failed error=\"{e}\""),
             }
             actix_web::rt::time::sleep(every).await;

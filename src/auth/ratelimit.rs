@@ -58,6 +58,13 @@ impl Limit {
         burst: 30,
         per: Duration::from_secs(10),
     };
+    /// Refused webhook deliveries recorded from all clients together: many addresses (a botnet,
+    /// an IPv6 /48) cannot fill the delivery log either. Beyond it, refusals are only counted.
+    pub const WEBHOOK_REFUSALS_ALL: Limit = Limit {
+        name: "webhook_refusals_all",
+        burst: 100,
+        per: Duration::from_secs(10),
+    };
     /// Bearer tokens checked with Kakao (neither cached nor refused just now) per client.
     pub const TOKEN_CHECK: Limit = Limit {
         name: "token_check",
@@ -194,6 +201,7 @@ pub struct Limits {
     pub mobile_sign_in: Limiter,
     pub token_check: Limiter,
     pub webhook_refusals: Limiter,
+    pub webhook_refusals_all: Limiter,
 }
 
 impl Limits {
@@ -206,6 +214,7 @@ impl Limits {
             mobile_sign_in: Limiter::new(Limit::MOBILE_SIGN_IN, redis),
             token_check: Limiter::new(Limit::TOKEN_CHECK, redis),
             webhook_refusals: Limiter::new(Limit::WEBHOOK_REFUSALS, redis),
+            webhook_refusals_all: Limiter::new(Limit::WEBHOOK_REFUSALS_ALL, redis),
         }
     }
 }

@@ -131,6 +131,9 @@ pub fn devices(conn: &mut DbConnection, user: &User) -> QueryResult<Vec<Device>>
         .filter(user_sessions::expires_at.gt(db::now()))
         .filter(user_sessions::epoch.eq(user.session_epoch))
         .order((
+            // Records never seen since last_seen_at existed go last on both backends
+            // (PostgreSQL sorts NULLs first in a descending order, SQLite last).
+            user_sessions::last_seen_at.is_null(),
             user_sessions::last_seen_at.desc(),
             user_sessions::created_at.desc(),
         ))

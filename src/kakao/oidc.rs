@@ -111,8 +111,7 @@ enum Cached {
     /// The keys are fresh but lack this `kid`, and no such fetch happened lately: fetch once
     /// more (a rotation).
     Refetch,
-    /// The keys are fresh, lack this `kid`, and a fetch for an unknown `kid` (or a failed
-    /// one) happened lately.
+    /// The keys are fresh, lack this `kid`, and a fetch for an unknown `kid` succeeded lately.
     Unknown,
     /// No usable key, and a fetch failed moments ago.
     Down,
@@ -134,9 +133,12 @@ impl KeyCache {
             (false, Some(key)) if backing_off => Cached::Key(key),
             (false, None) if backing_off => Cached::Down,
             (false, stale) => Cached::Fetch { stale },
-            (true, None) if backing_off || within(keys.refetched_at, REFETCH_INTERVAL) => {
-                Cached::Unknown
-            }
+            // The fetch for an unknown `kid` failed: whether Kakao has that key is not known,
+            // so say the keys are down (503: Kakao sends a webhook again), never "unknown"
+            // (400, which Kakao takes as final); try once more after the backoff.
+            (true, None) if backing_off => Cached::Down,
+            (true, None) if within(keys.failed_at, REFETCH_INTERVAL) => Cached::Refetch,
+            (true, None) if within(keys.refetched_at, REFETCH_INTERVAL) => Cached::Unknown,
             (true, None) => Cached::Refetch,
         }
     }
@@ -519,5 +521,31 @@ mod tests {
         assert!(cache.key_for("k1", down).await.is_ok());
         assert!(cache.key_for("k1", down).await.is_ok());
         assert_eq!(failures.get(), 2, "stale keys served; one failed fetch");
+        // With fresh keys, a refetch for an unknown kid that fails leaves the kid undecided:
+        // the keys are down (503), not "unknown" (400, final for Kakao's webhooks), and after
+        // the back-off it is asked once more.
+        let rotating = KeyCache::default();
+        assert!(rotating.key_for("k1", fetch).await.is_ok());
+        for _ in 0..2 {
+            assert!(matches!(
+                rotating.key_for("k-new", down).await,
+                Err(IdTokenError::Keys(_))
+            ));
+        }
+        assert_eq!(failures.get(), 3, "one failed refetch, then the back-off");
+        if let Ok(mut keys) = rotating.keys.lock() {
+            keys.failed_at = Some(Instant::now() - FAILURE_BACKOFF - Duration::from_secs(1));
+        }
+        assert!(matches!(
+            rotating.key_for("k-new", fetch).await,
+            Err(IdTokenError::Invalid("unknown_kid"))
+        ));
+        assert!(
+            matches!(
+                rotating.key_for("k-new", fetch).await,
+                Err(IdTokenError::Invalid("unknown_kid"))
+            ),
+            "a successful refetch settles it"
+        );
     }
 }

@@ -72,15 +72,17 @@ pub async fn events(
     }
 }
 
-/// Record a refused delivery, unless this client has had too many refused lately (junk must
-/// not fill the log). Bounded: the answer does not wait on a slow database.
+/// Record a refused delivery, unless this client, or all clients together, had too many
+/// refused lately (junk must not fill the log; the refusal is still counted in the metrics).
+/// Bounded: the answer does not wait on a slow database.
 async fn record(state: &AppState, req: &HttpRequest, refusal: Refusal) {
-    if state
-        .limits
+    let limits = &state.limits;
+    if limits
         .webhook_refusals
         .acquire(&client_address(req))
         .await
         .is_err()
+        || limits.webhook_refusals_all.acquire("all").await.is_err()
     {
         return;
     }

@@ -80,3 +80,45 @@ fn the_purge_deletes_only_what_expired_in_bounded_batches() {
     assert!(records::login_state_consumed(&mut conn, "fresh").expect("lookup"));
     assert!(!records::login_state_consumed(&mut conn, "stale").expect("lookup"));
 }
+
+#[test]
+fn refused_webhook_deliveries_are_purged_after_a_month_and_the_rest_kept() {
+    use kakao_login::users::kakao_events::{self, Webhook};
+    let db = TestDb::new();
+    let pool = db.pool();
+    let mut conn = pool.get().expect("connection");
+    for why in ["old 1", "old 2", "recent"] {
+        kakao_events::refused(&mut conn, Webhook::Unlink, "", None, why).expect("record");
+    }
+    let long_ago = kakao_login::db::now() - TimeDelta::days(31);
+    let at = long_ago.format("%Y-%m-%d %H:%M:%S").to_string();
+    diesel::sql_query(format!(
+        "UPDATE webhook_deliveries SET received_at = '{at}' WHERE detail LIKE '%old%'"
+    ))
+    .execute(&mut **conn)
+    .expect("age them");
+    // An old delivery that was applied is what Kakao told us: it stays.
+    diesel::sql_query(format!(
+        "INSERT INTO webhook_deliveries (received_at, kind, event, outcome, detail) \
+         VALUES ('{at}', 'unlink', 'UNLINK_FROM_APPS', 'applied', 'kept')"
+    ))
+    .execute(&mut **conn)
+    .expect("applied row");
+    assert_eq!(
+        kakao_events::purge_old_refusals(&mut conn).expect("purge"),
+        2
+    );
+    assert_eq!(
+        kakao_events::purge_old_refusals(&mut conn).expect("purge"),
+        0
+    );
+    #[derive(diesel::QueryableByName)]
+    struct Left {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let left: Left = diesel::sql_query("SELECT COUNT(*) AS n FROM webhook_deliveries")
+        .get_result(&mut **conn)
+        .expect("count");
+    assert_eq!(left.n, 2);
+}
