@@ -260,6 +260,15 @@ async fn two_instances_share_sessions_logins_and_limits() {
     assert_eq!(replay.status, 400, "{}", replay.body);
     let stranger = Browser::new();
     assert_eq!(stranger.get(&on(&a.base, &back)).await.status, 400);
+    // B refused it because the shared database knows the state was used, not only because
+    // the browser's session no longer holds it.
+    assert!(
+        b.log_lines().iter().any(|l| l["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("event=auth.callback.rejected reason=Replayed"))),
+        "{}",
+        b.log_text()
+    );
 
     // Sign-out on A ends the session on B, also for a copy of the cookie kept from before
     // (the browser itself forgets it).
