@@ -41,8 +41,11 @@
 //! Results: a Markdown table on stdout and `target/bench/side_by_side.json`. Every process it
 //! starts is stopped by PID when it ends, also when it fails.
 
+mod common;
+
+use common::{WRK_SCRIPT, WrkSummary, free_port};
+
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -188,13 +191,6 @@ fn proc_cpu_secs(stat_path: &str) -> f64 {
         .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<f64>().ok()))
         .sum::<f64>()
         / 100.0
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn wait_listening(port: u16, what: &str, proc: &mut Proc) {
@@ -592,19 +588,6 @@ fn own_cpu_secs() -> f64 {
         / 100.0
 }
 
-/// wrk's Lua hook: the summary as one JSON line on stdout.
-const WRK_SCRIPT: &str = r#"
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '\n{"requests":%d,"duration_us":%d,"errors":%d,"error_kinds":"connect %d, read %d, write %d, status >= 400 %d, timeout %d","p50_us":%f,"p99_us":%f}\n',
-    summary.requests, summary.duration,
-    e.connect + e.read + e.write + e.status + e.timeout,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-"#;
-
 /// For the login start: every request from an address of its own, as `X-Forwarded-For` from
 /// the trusted loopback proxy (see [`sign_in`]); the same script for both apps.
 const WRK_FORWARDED_FOR: &str = r#"
@@ -616,16 +599,6 @@ request = function()
   return wrk.format()
 end
 "#;
-
-#[derive(serde::Deserialize)]
-struct WrkSummary {
-    requests: u64,
-    duration_us: u64,
-    errors: u64,
-    error_kinds: String,
-    p50_us: f64,
-    p99_us: f64,
-}
 
 /// wrk, one thread on the client core, `connections` keep-alive connections, for `secs`.
 fn run_wrk(
@@ -652,16 +625,7 @@ fn run_wrk(
         .output()
         .expect("run wrk (apt-get install wrk)");
     let (_, [server_cores, generator_cores, other_cores, steal_cores]) = clock.finish(server);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary: WrkSummary = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("wrk printed no summary: {stdout}"));
-    if summary.errors > 0 {
-        eprintln!("{url}: {} errors ({})", summary.errors, summary.error_kinds);
-    }
+    let summary = WrkSummary::from_output(url, &out.stdout);
     Run {
         rate: summary.requests as f64 / (summary.duration_us as f64 / 1e6),
         completed: summary.requests,

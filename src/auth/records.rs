@@ -192,10 +192,6 @@ pub fn end(conn: &mut DbConnection, token: &str) -> QueryResult<usize> {
     diesel::delete(user_sessions::table.find(hash_token(token))).execute(conn)
 }
 
-/// Rows deleted per statement by [`purge_expired`], and statements per run at most.
-const PURGE_BATCH: i64 = 1000;
-const PURGE_BATCHES: usize = 20;
-
 /// What one housekeeping run deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -213,52 +209,46 @@ impl Purged {
     }
 }
 
-/// Delete expired session records and expired used login states, in batches of `PURGE_BATCH`
-/// rows (each its own short statement, so no lock is held long), at most `PURGE_BATCHES` of
-/// them. Safe when several instances run it at once: each batch deletes what it selects, and
-/// a row another instance deleted first is simply not there.
+/// Delete expired session records and expired used login states, in bounded batches
+/// (`db::delete_in_batches`). Expired records only, found by their index: a record of an older
+/// epoch is dead already (every lookup checks the epoch) and expires within a session lifetime.
 pub fn purge_expired(conn: &mut DbConnection) -> Result<Purged, DbError> {
-    let mut purged = Purged::default();
     let now = db::now();
-    for _ in 0..PURGE_BATCHES {
-        // Select a batch, then delete it by key (Diesel cannot put a LIMITed subquery in a
-        // DELETE); a row deleted meanwhile by another instance is skipped.
-        // Expired records only, found by their index: a record of an older epoch is dead
-        // already (every lookup checks the epoch) and expires within a session lifetime.
-        let dead: Vec<String> = user_sessions::table
-            .filter(user_sessions::expires_at.le(now))
-            .select(user_sessions::id)
-            .limit(PURGE_BATCH)
-            .load(conn)?;
-        let sessions = if dead.is_empty() {
-            0
-        } else {
-            diesel::delete(user_sessions::table.filter(user_sessions::id.eq_any(&dead)))
-                .execute(conn)?
-        };
-        let states: Vec<String> = consumed_login_states::table
-            .filter(consumed_login_states::expires_at.le(now))
-            .select(consumed_login_states::state_hash)
-            .limit(PURGE_BATCH)
-            .load(conn)?;
-        let login_states = if states.is_empty() {
-            0
-        } else {
+    let (sessions, more_sessions) = db::delete_in_batches(
+        conn,
+        |conn, limit| {
+            user_sessions::table
+                .filter(user_sessions::expires_at.le(now))
+                .select(user_sessions::id)
+                .limit(limit)
+                .load::<String>(conn)
+        },
+        |conn, ids| {
+            diesel::delete(user_sessions::table.filter(user_sessions::id.eq_any(ids))).execute(conn)
+        },
+    )?;
+    let (login_states, more_states) = db::delete_in_batches(
+        conn,
+        |conn, limit| {
+            consumed_login_states::table
+                .filter(consumed_login_states::expires_at.le(now))
+                .select(consumed_login_states::state_hash)
+                .limit(limit)
+                .load::<String>(conn)
+        },
+        |conn, hashes| {
             diesel::delete(
                 consumed_login_states::table
-                    .filter(consumed_login_states::state_hash.eq_any(&states)),
+                    .filter(consumed_login_states::state_hash.eq_any(hashes)),
             )
-            .execute(conn)?
-        };
-        purged.sessions += sessions;
-        purged.login_states += login_states;
-        let batch = usize::try_from(PURGE_BATCH).unwrap_or(usize::MAX);
-        purged.more = dead.len() == batch || states.len() == batch;
-        if !purged.more {
-            break;
-        }
-    }
-    Ok(purged)
+            .execute(conn)
+        },
+    )?;
+    Ok(Purged {
+        sessions,
+        login_states,
+        more: more_sessions || more_states,
+    })
 }
 
 /// Mark a login `state` as used. `Ok(false)` when it was used before (a replay). Used states

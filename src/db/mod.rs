@@ -261,6 +261,34 @@ pub fn build_pool(url: &str, max_size: u32, timeout: Duration) -> Result<DbPool,
 }
 
 /// Apply every pending migration of the pool's backend; returns the versions applied.
+/// Rows one housekeeping statement deletes at most, and statements per table and run.
+pub const PURGE_BATCH: i64 = 1000;
+pub const PURGE_BATCHES: usize = 20;
+
+/// Delete rows in batches, each its own short statement so that no lock is held long: `select`
+/// picks at most `PURGE_BATCH` keys of rows to go, `delete` deletes those keys (Diesel cannot
+/// put a LIMITed subquery in a DELETE), at most `PURGE_BATCHES` times. Safe when several
+/// instances run it at once: a row another deleted first is simply not there. Returns how
+/// many were deleted, and whether the bound stopped it with rows perhaps left.
+pub fn delete_in_batches<K>(
+    conn: &mut DbConnection,
+    mut select: impl FnMut(&mut DbConnection, i64) -> diesel::QueryResult<Vec<K>>,
+    mut delete: impl FnMut(&mut DbConnection, &[K]) -> diesel::QueryResult<usize>,
+) -> diesel::QueryResult<(usize, bool)> {
+    let full = usize::try_from(PURGE_BATCH).unwrap_or(usize::MAX);
+    let mut deleted = 0;
+    for _ in 0..PURGE_BATCHES {
+        let keys = select(conn, PURGE_BATCH)?;
+        if !keys.is_empty() {
+            deleted += delete(conn, &keys)?;
+        }
+        if keys.len() < full {
+            return Ok((deleted, false));
+        }
+    }
+    Ok((deleted, true))
+}
+
 /// The advisory lock key instances take while migrating PostgreSQL ("kakaolog" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6b61_6b61_6f6c_6f67;
 

@@ -560,28 +560,25 @@ pub fn refused(
 /// How long refused deliveries are kept (the others stay: they are what Kakao told us).
 pub const REFUSED_KEPT_DAYS: i64 = 30;
 
-/// Delete refused deliveries older than `REFUSED_KEPT_DAYS`, 1,000 per statement and at most
-/// 20,000 per call (the housekeeping job's; safe with several instances). Returns how many.
+/// Delete refused deliveries older than `REFUSED_KEPT_DAYS`, in bounded batches (the
+/// housekeeping job's; `db::delete_in_batches`). Returns how many.
 pub fn purge_old_refusals(conn: &mut DbConnection) -> Result<usize, DbError> {
     let before = db::now() - chrono::TimeDelta::days(REFUSED_KEPT_DAYS);
-    let mut purged = 0;
-    for _ in 0..20 {
-        let old: Vec<i64> = webhook_deliveries::table
-            .filter(webhook_deliveries::outcome.eq(Outcome::Refused.as_str()))
-            .filter(webhook_deliveries::received_at.lt(before))
-            .select(webhook_deliveries::id)
-            .limit(1000)
-            .load(conn)?;
-        if old.is_empty() {
-            break;
-        }
-        purged +=
-            diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&old)))
-                .execute(conn)?;
-        if old.len() < 1000 {
-            break;
-        }
-    }
+    let (purged, _) = db::delete_in_batches(
+        conn,
+        |conn, limit| {
+            webhook_deliveries::table
+                .filter(webhook_deliveries::outcome.eq(Outcome::Refused.as_str()))
+                .filter(webhook_deliveries::received_at.lt(before))
+                .select(webhook_deliveries::id)
+                .limit(limit)
+                .load::<i64>(conn)
+        },
+        |conn, ids| {
+            diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(ids)))
+                .execute(conn)
+        },
+    )?;
     Ok(purged)
 }
 
