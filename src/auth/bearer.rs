@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::ratelimit::{Limiter, Refused};
-use crate::db::{self, DbError};
+use crate::db::{self, DbConnection, DbError};
 use crate::kakao::{ErrorClass, KakaoClient, KakaoError};
 use crate::state::AppState;
 use crate::users::model::User;
@@ -46,6 +46,12 @@ pub enum TokenError {
     Limited(#[from] Refused),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl db::DbFailure for TokenError {
+    fn db_unavailable(&self) -> bool {
+        matches!(self, TokenError::Db(e) if e.is_unavailable())
+    }
 }
 
 impl From<KakaoError> for TokenError {
@@ -162,26 +168,27 @@ pub async fn validate(
     verdict.into_result()
 }
 
-/// The active user an `Authorization` header's bearer token belongs to (the scheme name is
-/// case-insensitive, RFC 9110 11.1).
-pub async fn authenticate(
+/// The Kakao user an `Authorization` header's bearer token belongs to, as Kakao (or the
+/// token cache) says (the scheme name is case-insensitive, RFC 9110 11.1). Their account here
+/// is looked up with [`user_for`], on the request's one trip to the database.
+pub async fn kakao_id_for(
     state: &AppState,
     kakao: &KakaoClient,
     client: &str,
     authorization: &str,
-) -> Result<User, TokenError> {
+) -> Result<i64, TokenError> {
     let token = match authorization.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
         _ => return Err(TokenError::Invalid),
     };
     let checks = &state.limits.token_check;
-    let kakao_id = validate(kakao, &state.token_cache, checks, client, token).await?;
-    let pool = &state.pool;
-    let user = db::run(pool, move |conn| {
-        repo::find_user_by_kakao_id(conn, kakao_id).map_err(DbError::from)
-    })
-    .await?;
-    let (user, kakao_disabled) = user.ok_or(TokenError::NotRegistered)?;
+    validate(kakao, &state.token_cache, checks, client, token).await
+}
+
+/// The active account of Kakao user `kakao_id`, whose bearer token was valid.
+pub fn user_for(conn: &mut DbConnection, kakao_id: i64) -> Result<User, TokenError> {
+    let found = repo::find_user_by_kakao_id(conn, kakao_id).map_err(DbError::from)?;
+    let (user, kakao_disabled) = found.ok_or(TokenError::NotRegistered)?;
     // A Kakao account Kakao disabled counts as inactive here until Kakao enables it again.
     if !user.is_active || kakao_disabled {
         return Err(TokenError::Inactive);

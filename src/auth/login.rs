@@ -9,8 +9,9 @@
 //! - [`sign_in_with_access_token`] and [`sign_in_with_id_token`]: tokens from Kakao's mobile
 //!   SDKs, checked (with Kakao, or against its keys), then the same identity rules.
 //! - [`sign_in_with_password`]: the break-glass password (rate limited).
-//! - [`current_user`]: who this session belongs to now; [`sign_out`]; [`sign_out_of_kakao_too`]
-//!   and [`finish_kakao_logout`] (the Kakao Account logout and its state-checked return).
+//! - [`sign_out`]; [`sign_out_of_kakao_too`] and [`finish_kakao_logout`] (the Kakao Account
+//!   logout and its state-checked return). Who a session belongs to now is found by the web
+//!   layer's caller lookup (`records::user_for_token`), on the request's one database trip.
 
 use chrono::TimeDelta;
 
@@ -702,23 +703,6 @@ async fn sign_in_with_password_uncounted(
     .await?;
     session.sign_in(&token)?;
     log::warn!("event=admin.break_glass.success user_id={}", user.id);
-    Ok(user)
-}
-
-/// The active user this session belongs to, if its record is still live. A revoked or
-/// expired sign-in is forgotten from the session.
-pub async fn current_user(pool: &DbPool, session: &AppSession) -> Result<Option<User>, DbError> {
-    let Some(token) = session.token() else {
-        return Ok(None);
-    };
-    let user = db::run(pool, move |conn| {
-        records::user_for_token(conn, &token).map_err(DbError::from)
-    })
-    .await?;
-    if user.is_none() {
-        // Revoked, expired, or the user was deactivated: the cookie is worthless now.
-        session.forget_sign_in();
-    }
     Ok(user)
 }
 

@@ -518,6 +518,7 @@ where
     T: Send + 'static,
     E: From<DbError> + DbFailure + Send + 'static,
 {
+    crate::telemetry::count_db_trip();
     let pool = pool.clone();
     // The request's id goes along, so that log lines from the blocking thread carry it.
     let request_id = crate::telemetry::logging::current();
@@ -573,6 +574,7 @@ where
 /// Whether the database answers within `within` (readiness: a probe should get its 503
 /// sooner than the pool's own timeout).
 pub async fn ready(pool: &DbPool, within: Duration) -> Result<(), DbError> {
+    crate::telemetry::count_db_trip();
     let pool = pool.clone();
     let check = actix_web::web::block(move || {
         let mut conn = pool.get_timeout(within).map_err(DbError::from)?;

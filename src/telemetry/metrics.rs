@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `kakao_login_http_requests_total` | route, method, status | requests by route pattern |
 //! | `kakao_login_http_request_duration_seconds` | route | time to the response head |
+//! | `kakao_login_http_request_db_trips` | route, method | trips to the blocking pool for database work, per request |
 //! | `kakao_login_db_pool_connections` | state (`idle`, `in_use`) | pooled connections now |
 //! | `kakao_login_db_pool_max_connections` | | the pool's size |
 //! | `kakao_login_db_pool_wait_seconds` | | waiting for a pooled connection |
@@ -32,6 +33,7 @@ pub struct Metrics {
     registry: Registry,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
+    http_db_trips: HistogramVec,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
     pool_wait: Histogram,
@@ -53,6 +55,7 @@ pub fn get() -> &'static Metrics {
 const HTTP_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+const TRIP_BUCKETS: [f64; 6] = [0.0, 1.0, 2.0, 3.0, 5.0, 10.0];
 const KAKAO_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0];
 const POOL_BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
 
@@ -107,6 +110,12 @@ impl Metrics {
                 "Time from the request to the response head, by route pattern.",
                 &HTTP_BUCKETS,
                 &["route"],
+            ),
+            http_db_trips: histogram_vec(
+                "http_request_db_trips",
+                "Trips to the blocking pool for database work per request, by route pattern and method.",
+                &TRIP_BUCKETS,
+                &["route", "method"],
             ),
             pool_connections: registered(
                 r,
@@ -174,8 +183,8 @@ impl Metrics {
         }
     }
 
-    /// One answered request.
-    pub fn http(&self, route: &str, method: &str, status: u16, took: Duration) {
+    /// One answered request, which made `db_trips` trips to the database.
+    pub fn http(&self, route: &str, method: &str, status: u16, took: Duration, db_trips: u32) {
         let status = status.to_string();
         self.http_requests
             .with_label_values(&[route, method, status.as_str()])
@@ -183,6 +192,9 @@ impl Metrics {
         self.http_duration
             .with_label_values(&[route])
             .observe(took.as_secs_f64());
+        self.http_db_trips
+            .with_label_values(&[route, method])
+            .observe(f64::from(db_trips));
     }
 
     /// One wait for a pooled connection; `got` false when none came in time.
@@ -245,7 +257,7 @@ mod tests {
     #[test]
     fn every_family_renders_in_the_text_format() {
         let m = get();
-        m.http("/profile/", "GET", 200, Duration::from_millis(3));
+        m.http("/profile/", "GET", 200, Duration::from_millis(3), 1);
         m.pool_wait(Duration::from_micros(50), true);
         m.kakao("/oauth/token", "ok", Duration::from_millis(20));
         m.sign_in("web", "created", "");
@@ -255,6 +267,7 @@ mod tests {
         for family in [
             "kakao_login_http_requests_total{method=\"GET\",route=\"/profile/\",status=\"200\"}",
             "kakao_login_http_request_duration_seconds_bucket{route=\"/profile/\",le=",
+            "kakao_login_http_request_db_trips_bucket{method=\"GET\",route=\"/profile/\",le=\"1\"}",
             "kakao_login_db_pool_connections{state=\"in_use\"} 2",
             "kakao_login_db_pool_max_connections 8",
             "kakao_login_db_pool_wait_seconds_count",

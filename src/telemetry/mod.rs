@@ -5,6 +5,7 @@
 pub mod logging;
 pub mod metrics;
 
+use std::cell::Cell;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -49,9 +50,20 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
+tokio::task_local! {
+    /// Trips this request made to the blocking pool for database work.
+    static DB_TRIPS: Cell<u32>;
+}
+
+/// Count one trip of the current request to the blocking pool (`db::run` and `db::ready` call
+/// this; work outside a request counts nowhere).
+pub fn count_db_trip() {
+    let _ = DB_TRIPS.try_with(|trips| trips.set(trips.get() + 1));
+}
+
 /// Outermost middleware: take the request's `X-Request-Id` (or make one), run the request with
 /// it (every log line carries it, database work included), echo it in the response, and log
-/// and count the request by its route pattern (`route=/admin/users/{id}/`; the path is logged
+/// and count the request, with its trips to the database (`db=`), by its route pattern (`route=/admin/users/{id}/`; the path is logged
 /// without its query, so that no token in a query reaches the log).
 pub async fn observe(
     req: ServiceRequest,
@@ -67,9 +79,11 @@ pub async fn observe(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
-    logging::scope(id.clone(), async move {
+    let echoed = id.clone();
+    let observed = async move {
         let result = next.call(req).await;
         let elapsed = started.elapsed();
+        let trips = DB_TRIPS.try_with(Cell::get).unwrap_or(0);
         let (status, route) = match &result {
             Ok(res) => (
                 res.status().as_u16(),
@@ -82,20 +96,20 @@ pub async fn observe(
                 "unmatched".to_owned(),
             ),
         };
-        metrics::get().http(&route, method_label(&method), status, elapsed);
+        metrics::get().http(&route, method_label(&method), status, elapsed, trips);
         log::info!(
             target: "kakao_login::http",
-            "event=http method={method} route={route} path={path} status={status} ms={:.3}",
+            "event=http method={method} route={route} path={path} status={status} ms={:.3} db={trips}",
             elapsed.as_secs_f64() * 1000.0
         );
         let mut res = result?;
-        if let Ok(value) = HeaderValue::from_str(&id) {
+        if let Ok(value) = HeaderValue::from_str(&echoed) {
             res.headers_mut()
                 .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
         }
         Ok(res)
-    })
-    .await
+    };
+    logging::scope(id, DB_TRIPS.scope(Cell::new(0), observed)).await
 }
 
 #[cfg(test)]

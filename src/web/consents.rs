@@ -74,6 +74,21 @@ impl Consents {
     }
 }
 
+/// On a page's own trip to the database: the Kakao id of user `user_id` when [`for_user`] will
+/// need it (`admin_key`: one is configured, and no recent answer is cached), so that it makes
+/// no trip of its own; `None` when it will not.
+pub fn kakao_id_if_needed(
+    conn: &mut db::DbConnection,
+    state: &AppState,
+    admin_key: bool,
+    user_id: i64,
+) -> Result<Option<Option<i64>>, DbError> {
+    if !admin_key || state.consent_cache.get(user_id).is_some() {
+        return Ok(None);
+    }
+    crate::users::lookup::kakao_id_of(conn, user_id).map(Some)
+}
+
 /// The consent items of user `user_id`, from the cache or from Kakao: `None` when there is
 /// nothing to show (no admin key configured, or no Kakao link). `kakao_id` is their Kakao
 /// id when the caller knows it (else it is looked up, on a cache miss only).

@@ -89,17 +89,15 @@ pub struct SessionsQuery {
 /// `GET /profile/sessions/`.
 pub async fn show_sessions(
     state: web::Data<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: CurrentUser,
     session: Session,
     query: web::Query<SessionsQuery>,
 ) -> Result<HttpResponse, AppError> {
     let session = AppSession(session);
     let current = session.token();
-    let owner = user.clone();
-    let devices = db::run(&state.pool, move |conn| {
-        records::devices(conn, &owner).map_err(db::DbError::from)
-    })
-    .await?;
+    let (user, devices) = caller
+        .run(|conn, owner| records::devices(conn, owner).map_err(db::DbError::from))
+        .await?;
     render(
         StatusCode::OK,
         &SessionsPage {
@@ -126,8 +124,7 @@ pub struct SignOutForm {
 /// `POST /profile/sessions/`: sign out one device (`device=`) or every other one
 /// (`others=1`).
 pub async fn sign_out_devices(
-    state: web::Data<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: CurrentUser,
     session: Session,
     Csrf(Form(form)): Csrf<Form<SignOutForm>>,
 ) -> Result<HttpResponse, AppError> {
@@ -139,16 +136,16 @@ pub async fn sign_out_devices(
         (None, Some("1")) => DeviceChoice::Others,
         _ => return Err(AppError::bad_request("send device=<id> or others=1")),
     };
-    let id = user.id;
-    let actor = Actor::User(user, Door::Profile);
-    let ended = db::run(&state.pool, move |conn| {
-        let which = match &which {
-            DeviceChoice::One(device) => Devices::One(device),
-            DeviceChoice::Others => Devices::AllBut(&current),
-        };
-        records::end_devices(conn, &actor, id, which)
-    })
-    .await?;
+    let (_, ended) = caller
+        .run(move |conn, user| {
+            let which = match &which {
+                DeviceChoice::One(device) => Devices::One(device),
+                DeviceChoice::Others => Devices::AllBut(&current),
+            };
+            let actor = Actor::User(user.clone(), Door::Profile);
+            records::end_devices(conn, &actor, user.id, which)
+        })
+        .await?;
     Ok(see_other(&format!("/profile/sessions/?ended={ended}")))
 }
 

@@ -1,11 +1,13 @@
 //! Extractors that put "who is calling" and "this request is really theirs" into handler
 //! signatures, for pages and the API alike.
 //!
-//! - [`MaybeUser`], [`CurrentUser`], [`StaffUser`], [`SuperUser`]: the caller, by the policy's
-//!   named permissions. The caller is found once per request: on the API by
+//! - [`MaybeUser`], and [`CurrentUser`], [`StaffUser`], [`SuperUser`] ([`Caller`] by the
+//!   policy's named permissions): the caller, found once per request: on the API by
 //!   `Authorization: Bearer <Kakao access token>` when one is sent, otherwise (and on every
 //!   page) by the session cookie, re-read from the database each request so that sign-out,
-//!   revocation and deactivation take effect at once.
+//!   revocation and deactivation take effect at once. A handler with database work of its own
+//!   does it in [`Caller::run`], on the same connection and trip as the caller's lookup: one
+//!   crossing to the blocking pool per page (counted per request, `db=` on the access line).
 //! - [`Csrf`]: the one CSRF check, wrapping the body of every state-changing request that acts
 //!   with the session cookie's authority: the `Origin` (when sent) is ours and the session's
 //!   token came along, in the form's `csrf_token` field or the `X-CSRF-Token` header.
@@ -13,6 +15,7 @@
 //!   [`SignInBody`] for the one request that needs no token (it brings its own credentials).
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 
 use actix_session::SessionExt;
@@ -23,7 +26,9 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::error::AppError;
-use crate::auth::{AppSession, bearer, login};
+use crate::auth::bearer::{self, TokenError};
+use crate::auth::{AppSession, records};
+use crate::db::{self, DbConnection, DbError, DbFailure};
 use crate::kakao::KakaoClient;
 use crate::state::AppState;
 use crate::users::manager::FieldErrors;
@@ -125,16 +130,30 @@ pub enum AuthVia {
     Bearer,
 }
 
+/// Who the caller of this request is, before the database is asked: what their session or
+/// bearer token names. [`find`] then finds them on a connection, in the same trip to the
+/// blocking pool as the handler's own work.
+#[derive(Clone)]
+enum Lookup {
+    /// Found earlier in this request (or nobody to find: no token at all).
+    Known(Option<(User, AuthVia)>),
+    /// The session's token, whose record names the user.
+    Session(String),
+    /// The Kakao user a valid bearer token belongs to.
+    Bearer(i64),
+}
+
 #[derive(Clone)]
 struct CachedCaller(Option<(User, AuthVia)>);
 
-/// The caller of this request, found once and kept for the rest of it.
-pub async fn caller(req: &HttpRequest) -> Result<Option<(User, AuthVia)>, AppError> {
+/// What the request says of its caller: a bearer token is checked with Kakao here (or its
+/// cached verdict is used), a session's token is taken as it is; neither touches the database.
+async fn lookup(req: &HttpRequest) -> Result<Lookup, AppError> {
     if let Some(cached) = req.extensions().get::<CachedCaller>() {
-        return Ok(cached.0.clone());
+        return Ok(Lookup::Known(cached.0.clone()));
     }
-    let state = app_state(req)?.clone();
-    let found = if uses_bearer(req) {
+    if uses_bearer(req) {
+        let state = app_state(req)?;
         let value = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -143,14 +162,49 @@ pub async fn caller(req: &HttpRequest) -> Result<Option<(User, AuthVia)>, AppErr
         let kakao = req
             .app_data::<web::Data<KakaoClient>>()
             .ok_or_else(|| AppError::Internal("Kakao client missing".into()))?;
-        let user = bearer::authenticate(&state, kakao, &client_address(req), value).await?;
-        Some((user, AuthVia::Bearer))
-    } else {
-        login::current_user(&state.pool, &AppSession(req.get_session()))
-            .await?
-            .map(|user| (user, AuthVia::Session))
-    };
+        let kakao_id = bearer::kakao_id_for(state, kakao, &client_address(req), value).await?;
+        return Ok(Lookup::Bearer(kakao_id));
+    }
+    Ok(match AppSession(req.get_session()).token() {
+        Some(token) => Lookup::Session(token),
+        None => Lookup::Known(None),
+    })
+}
+
+/// The caller `lookup` names, found on `conn`: the active user behind a live session record,
+/// or the active account of a bearer token's Kakao user.
+fn find(conn: &mut DbConnection, lookup: &Lookup) -> Result<Option<(User, AuthVia)>, TokenError> {
+    Ok(match lookup {
+        Lookup::Known(found) => found.clone(),
+        Lookup::Session(token) => records::user_for_token(conn, token)
+            .map_err(DbError::from)?
+            .map(|user| (user, AuthVia::Session)),
+        Lookup::Bearer(kakao_id) => Some((bearer::user_for(conn, *kakao_id)?, AuthVia::Bearer)),
+    })
+}
+
+/// Keep what was found for the rest of the request. A session whose record is gone (revoked,
+/// expired, the user deactivated) is worthless now: its sign-in is forgotten.
+fn remember(req: &HttpRequest, lookup: &Lookup, found: &Option<(User, AuthVia)>) {
+    if found.is_none() && matches!(lookup, Lookup::Session(_)) {
+        AppSession(req.get_session()).forget_sign_in();
+    }
     req.extensions_mut().insert(CachedCaller(found.clone()));
+}
+
+/// The caller of this request, found once and kept for the rest of it (a trip to the database
+/// of its own: handlers with database work of their own use [`Caller::run`]).
+pub async fn caller(req: &HttpRequest) -> Result<Option<(User, AuthVia)>, AppError> {
+    let lookup = lookup(req).await?;
+    let found = match &lookup {
+        Lookup::Known(found) => found.clone(),
+        pending => {
+            let pending = pending.clone();
+            let pool = app_state(req)?.pool.clone();
+            db::run(&pool, move |conn| find(conn, &pending)).await?
+        }
+    };
+    remember(req, &lookup, &found);
     Ok(found)
 }
 
@@ -177,75 +231,182 @@ impl FromRequest for MaybeUser {
     }
 }
 
-/// The caller, who `permission` must allow: anonymous callers are sent to sign in (pages) or
-/// answered 401 (API); signed-in people without the permission get 403.
-async fn permitted(req: &HttpRequest, permission: Permission) -> Result<User, AppError> {
-    let Some((user, _)) = caller(req).await? else {
-        return Err(AppError::LoginRequired { next: here(req) });
-    };
-    if permission.allows(&user) {
-        return Ok(user);
-    }
-    log::warn!(
-        "event=access.forbidden user_id={} path={} needs={permission:?}",
-        user.id,
-        req.path()
-    );
-    Err(AppError::Forbidden(
-        match permission {
-            Permission::IsSuperuser => "superusers only",
-            Permission::IsStaff => "staff only",
-            Permission::IsAuthenticated => "active accounts only",
-        }
-        .to_owned(),
-    ))
+/// A named permission as a type, for [`Caller`].
+pub trait Needs {
+    const PERMISSION: Permission;
 }
 
-macro_rules! permission_extractor {
-    ($(#[$doc:meta])* $name:ident, $permission:expr) => {
-        $(#[$doc])*
-        pub struct $name(pub User);
+/// `IsAuthenticated`: any signed-in, active caller.
+pub struct Authenticated;
+/// `IsStaff`: active staff (superusers are staff).
+pub struct Staff;
+/// `IsSuperuser`.
+pub struct Superuser;
 
-        impl FromRequest for $name {
-            type Error = AppError;
-            type Future = Extracted<Self>;
-
-            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-                let req = req.clone();
-                Box::pin(async move { permitted(&req, $permission).await.map($name) })
-            }
-        }
-    };
+impl Needs for Authenticated {
+    const PERMISSION: Permission = Permission::IsAuthenticated;
+}
+impl Needs for Staff {
+    const PERMISSION: Permission = Permission::IsStaff;
+}
+impl Needs for Superuser {
+    const PERMISSION: Permission = Permission::IsSuperuser;
 }
 
-permission_extractor!(
-    /// `IsAuthenticated`: the signed-in, active caller.
-    CurrentUser,
-    Permission::IsAuthenticated
-);
-permission_extractor!(
-    /// `IsStaff`: active staff (superusers are staff).
-    StaffUser,
-    Permission::IsStaff
-);
-permission_extractor!(
-    /// `IsSuperuser`.
-    SuperUser,
-    Permission::IsSuperuser
-);
+/// The caller of a handler that needs permission `N`, not yet looked up: the handler finds
+/// them with [`Caller::run`], which looks the caller up, checks `N` and does the handler's own
+/// database work on one connection in one trip to the blocking pool (a page costs one crossing,
+/// not one for the caller and another for the page), or with [`Caller::user`] when it has no
+/// database work of its own. Anonymous callers are sent to sign in (pages) or answered 401
+/// (API); signed-in people without the permission get 403, before any of the work is done.
+pub struct Caller<N: Needs> {
+    req: HttpRequest,
+    lookup: Lookup,
+    needs: PhantomData<N>,
+}
 
-impl FromRequest for AuthVia {
+/// `IsAuthenticated`.
+pub type CurrentUser = Caller<Authenticated>;
+/// `IsStaff`.
+pub type StaffUser = Caller<Staff>;
+/// `IsSuperuser`.
+pub type SuperUser = Caller<Superuser>;
+
+impl<N: Needs> FromRequest for Caller<N> {
     type Error = AppError;
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            match caller(&req).await? {
-                Some((_, via)) => Ok(via),
-                None => Err(AppError::LoginRequired { next: here(&req) }),
+            let lookup = lookup(&req).await?;
+            let caller = Caller {
+                req,
+                lookup,
+                needs: PhantomData,
+            };
+            // Known already (nobody, without a token): refused before any other extractor
+            // (a body, its CSRF check) is looked at.
+            if let Lookup::Known(found) = &caller.lookup
+                && !found.as_ref().is_some_and(|(u, _)| N::PERMISSION.allows(u))
+            {
+                return Err(caller.refused(found.clone()));
             }
+            Ok(caller)
         })
+    }
+}
+
+/// How a trip of [`Caller::run`] failed: the caller's lookup, or the handler's work.
+enum Trip<E> {
+    Caller(TokenError),
+    Work(E),
+}
+
+impl<E> From<DbError> for Trip<E> {
+    fn from(e: DbError) -> Self {
+        Trip::Caller(TokenError::Db(e))
+    }
+}
+
+impl<E: DbFailure> DbFailure for Trip<E> {
+    fn db_unavailable(&self) -> bool {
+        match self {
+            Trip::Caller(TokenError::Db(e)) => e.is_unavailable(),
+            Trip::Caller(_) => false,
+            Trip::Work(e) => e.db_unavailable(),
+        }
+    }
+}
+
+/// Where a trip of [`Caller::run`] ended.
+enum Arrived<T> {
+    Nobody,
+    Refused(User, AuthVia),
+    Done(User, AuthVia, T),
+}
+
+impl<N: Needs> Caller<N> {
+    /// How the caller proves who they are: by the request's own headers, so known before the
+    /// lookup.
+    pub fn via(&self) -> AuthVia {
+        if uses_bearer(&self.req) {
+            AuthVia::Bearer
+        } else {
+            AuthVia::Session
+        }
+    }
+
+    /// The caller, permitted; one trip to the database unless this request found them already.
+    pub async fn user(self) -> Result<User, AppError> {
+        if let Lookup::Known(found) = &self.lookup {
+            return match found {
+                Some((user, _)) if N::PERMISSION.allows(user) => Ok(user.clone()),
+                _ => Err(self.refused(found.clone())),
+            };
+        }
+        let (user, ()) = self.run(|_, _| Ok::<(), DbError>(())).await?;
+        Ok(user)
+    }
+
+    /// Find the caller, check the permission and then do `work` for them, all on one pooled
+    /// connection in one trip to the blocking pool; returns the caller and what `work` made.
+    /// `work` may run twice, as anything under `db::run` may (a connection lost before it wrote).
+    pub async fn run<T, E, F>(self, mut work: F) -> Result<(User, T), AppError>
+    where
+        F: FnMut(&mut DbConnection, &User) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + DbFailure + Send + 'static,
+        AppError: From<E>,
+    {
+        let pool = app_state(&self.req)?.pool.clone();
+        let lookup = self.lookup.clone();
+        let arrived = db::run(&pool, move |conn| {
+            let Some((user, via)) = find(conn, &lookup).map_err(Trip::Caller)? else {
+                return Ok(Arrived::Nobody);
+            };
+            if !N::PERMISSION.allows(&user) {
+                return Ok(Arrived::Refused(user, via));
+            }
+            let done = work(conn, &user).map_err(Trip::Work)?;
+            Ok(Arrived::Done(user, via, done))
+        })
+        .await;
+        match arrived {
+            Err(Trip::Caller(e)) => Err(e.into()),
+            Err(Trip::Work(e)) => Err(e.into()),
+            Ok(Arrived::Nobody) => Err(self.refused(None)),
+            Ok(Arrived::Refused(user, via)) => Err(self.refused(Some((user, via)))),
+            Ok(Arrived::Done(user, via, done)) => {
+                remember(&self.req, &self.lookup, &Some((user.clone(), via)));
+                Ok((user, done))
+            }
+        }
+    }
+
+    /// Why the caller `found` (nobody, or someone `N` does not allow) is refused; what was
+    /// found is remembered for the rest of the request.
+    fn refused(&self, found: Option<(User, AuthVia)>) -> AppError {
+        remember(&self.req, &self.lookup, &found);
+        let Some((user, _)) = found else {
+            return AppError::LoginRequired {
+                next: here(&self.req),
+            };
+        };
+        log::warn!(
+            "event=access.forbidden user_id={} path={} needs={:?}",
+            user.id,
+            self.req.path(),
+            N::PERMISSION
+        );
+        AppError::Forbidden(
+            match N::PERMISSION {
+                Permission::IsSuperuser => "superusers only",
+                Permission::IsStaff => "staff only",
+                Permission::IsAuthenticated => "active accounts only",
+            }
+            .to_owned(),
+        )
     }
 }
 

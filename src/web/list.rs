@@ -13,8 +13,7 @@
 //!   unknown lookup too: a mistyped or renamed filter must not quietly list, or export,
 //!   everyone) and ignored by the API (as DRF's filters ignore one).
 
-use super::AppError;
-use crate::db::{self, DbError, DbPool};
+use crate::db::{DbConnection, DbError};
 use crate::users::manager::FieldErrors;
 use crate::users::model::Provider;
 use crate::users::query::{self, Cursor, Ordering, UserFilter, UserPage};
@@ -189,21 +188,14 @@ impl ListRequest {
 
     /// One page of this list, `page_size` rows at most (the request's own `limit` unless the
     /// page fixes another), from `cursor` (the request's own, or an export's next page).
-    pub async fn load(
+    pub fn load(
         &self,
-        pool: &DbPool,
+        conn: &mut DbConnection,
         page_size: Option<i64>,
         cursor: Option<&Cursor>,
-    ) -> Result<UserPage, AppError> {
-        let filter = self.filter.clone();
-        let ordering = self.ordering;
-        let cursor = cursor.cloned();
+    ) -> Result<UserPage, DbError> {
         let limit = page_size.unwrap_or(self.limit);
-        Ok(db::run(pool, move |conn| {
-            query::list_users(conn, &filter, ordering, cursor.as_ref(), limit)
-                .map_err(DbError::from)
-        })
-        .await?)
+        query::list_users(conn, &self.filter, self.ordering, cursor, limit).map_err(DbError::from)
     }
 
     /// A flag filter as the admin's select shows it: `"1"`, `"0"` or `""`.

@@ -121,13 +121,18 @@ pub struct ProfileQuery {
 pub async fn show_profile(
     state: web::Data<AppState>,
     kakao: web::Data<KakaoClient>,
-    CurrentUser(user): CurrentUser,
+    caller: CurrentUser,
     session: Session,
     query: web::Query<ProfileQuery>,
 ) -> Result<HttpResponse, AppError> {
+    let for_trip = state.clone();
+    let admin_key = kakao.config().admin_key.is_some();
+    let (user, kakao_id) = caller
+        .run(move |conn, user| consents::kakao_id_if_needed(conn, &for_trip, admin_key, user.id))
+        .await?;
     let mut page = ProfilePage::new(&state, &user, AppSession(session).csrf_token());
     page.saved = query.saved.is_some();
-    page.consents = consents::for_user(&state, &kakao, user.id, None).await?;
+    page.consents = consents::for_user(&state, &kakao, user.id, kakao_id).await?;
     render(StatusCode::OK, &page)
 }
 
@@ -142,9 +147,10 @@ struct LeavePage {
 /// `GET /profile/leave/`: what leaving means, and the button (leaving is never a GET).
 pub async fn confirm_leave(
     state: web::Data<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: CurrentUser,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
+    let user = caller.user().await?;
     render(
         StatusCode::OK,
         &LeavePage {
@@ -161,10 +167,11 @@ pub async fn confirm_leave(
 pub async fn leave(
     state: web::Data<AppState>,
     kakao: web::Data<KakaoClient>,
-    CurrentUser(user): CurrentUser,
+    caller: CurrentUser,
     session: Session,
     _: Csrf,
 ) -> Result<HttpResponse, AppError> {
+    let user = caller.user().await?;
     let id = user.id;
     let actor = Actor::User(user, Door::Profile);
     let removed = changes::remove_user(&state.pool, &kakao, actor, id).await?;
@@ -225,7 +232,7 @@ pub struct ProfileForm {
 /// with field errors (422).
 pub async fn update_profile(
     state: web::Data<AppState>,
-    CurrentUser(user): CurrentUser,
+    caller: CurrentUser,
     session: Session,
     Csrf(Form(form)): Csrf<Form<ProfileForm>>,
 ) -> Result<HttpResponse, AppError> {
@@ -233,25 +240,28 @@ pub async fn update_profile(
         name: Some(Some(form.name.clone())),
         ..UserPatch::default()
     };
-    let errors = match UserManager::parse_age(&form.age) {
+    let (user, errors) = match UserManager::parse_age(&form.age) {
         Ok(age) => {
             patch.age = Some(age);
-            let actor = Actor::User(user.clone(), Door::Profile);
-            let id = user.id;
-            match db::run(&state.pool, move |conn| {
-                changes::update_user(conn, &actor, id, &patch)
-            })
-            .await
-            {
-                Ok(_) => return Ok(see_other("/profile/?saved=1")),
-                Err(ChangeError::Invalid(errors)) => errors,
-                Err(e) => return Err(e.into()),
-            }
+            let (user, refused) = caller
+                .run(move |conn, user| {
+                    let actor = Actor::User(user.clone(), Door::Profile);
+                    match changes::update_user(conn, &actor, user.id, &patch) {
+                        Ok(_) => Ok(None),
+                        Err(ChangeError::Invalid(errors)) => Ok(Some(errors)),
+                        Err(e) => Err(e),
+                    }
+                })
+                .await?;
+            let Some(errors) = refused else {
+                return Ok(see_other("/profile/?saved=1"));
+            };
+            (user, errors)
         }
         Err(problem) => {
             let mut errors = changes::field_problems(&patch);
             errors.add("age", problem);
-            errors
+            (caller.user().await?, errors)
         }
     };
     profile_with_errors(&state, &user, &AppSession(session), form, errors)

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::AdminLayout;
 use crate::auth::AppSession;
-use crate::db::{self, DbError};
+use crate::db::DbError;
 use crate::state::AppState;
 use crate::users::audit::{self, AuditAction, AuditEntry, AuditFilter};
 use crate::web::extract::StaffUser;
@@ -84,7 +84,7 @@ struct AuditPage {
 /// `GET /admin/audit/`.
 pub async fn list_audit(
     state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     session: Session,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -98,10 +98,9 @@ pub async fn list_audit(
         },
     };
     let before = query.before;
-    let page = db::run(&state.pool, move |conn| {
-        audit::list(conn, &filter, before, PAGE_SIZE).map_err(DbError::from)
-    })
-    .await?;
+    let (actor, page) = staff
+        .run(move |conn, _| audit::list(conn, &filter, before, PAGE_SIZE).map_err(DbError::from))
+        .await?;
     let next_href = page.next_before.map(|b| {
         let q = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("actor", &query.actor)

@@ -109,15 +109,14 @@ struct DashboardPage {
 /// `GET /admin/`.
 pub async fn show_dashboard(
     state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
     let now = db::now();
     // One grouped query over the longest window; the shorter chart is its tail.
-    let dashboard = db::run(&state.pool, move |conn| {
-        stats::dashboard(conn, now, 90).map_err(DbError::from)
-    })
-    .await?;
+    let (actor, dashboard) = staff
+        .run(move |conn, _| stats::dashboard(conn, now, 90).map_err(DbError::from))
+        .await?;
     let (counts, days) = (dashboard.counts, dashboard.days);
     let last_30 = &days[days.len().saturating_sub(30)..];
     render(

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::AdminLayout;
 use crate::auth::AppSession;
-use crate::db::{self, DbError};
+use crate::db::DbError;
 use crate::kakao::events::short_name;
 use crate::state::AppState;
 use crate::users::kakao_events::{self, Delivery, DeliveryFilter, Outcome};
@@ -92,7 +92,7 @@ struct WebhooksPage {
 /// `GET /admin/webhooks/`.
 pub async fn list_webhooks(
     state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     session: Session,
     query: web::Query<WebhooksQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -105,10 +105,11 @@ pub async fn list_webhooks(
         user_id: None,
     };
     let before = query.before;
-    let page = db::run(&state.pool, move |conn| {
-        kakao_events::list(conn, &filter, before, PAGE_SIZE).map_err(DbError::from)
-    })
-    .await?;
+    let (actor, page) = staff
+        .run(move |conn, _| {
+            kakao_events::list(conn, &filter, before, PAGE_SIZE).map_err(DbError::from)
+        })
+        .await?;
     let next_href = page.next_before.map(|b| {
         let q = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("outcome", &query.outcome)

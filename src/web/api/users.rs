@@ -13,10 +13,9 @@ use super::dto::{
 };
 use super::ok_json;
 use crate::auth::AppSession;
-use crate::db;
 use crate::kakao::KakaoClient;
 use crate::state::AppState;
-use crate::users::changes::{self, UserPatch};
+use crate::users::changes::{self, ChangeError, UserPatch};
 use crate::users::lookup;
 use crate::users::manager::{CreateUser, FieldErrors};
 use crate::users::model::{Provider, User};
@@ -61,11 +60,12 @@ fn api_actor(user: User) -> Actor {
 pub async fn list_users(
     req: HttpRequest,
     state: web::Data<AppState>,
-    _staff: StaffUser,
+    staff: StaffUser,
 ) -> Result<HttpResponse, AppError> {
     let request = ListRequest::parse(req.query_string(), ListFace::Api)?;
-    let page = request
-        .load(&state.pool, None, request.cursor.as_ref())
+    let asked = request.clone();
+    let (_, page) = staff
+        .run(move |conn, _| asked.load(conn, None, asked.cursor.as_ref()))
         .await?;
     let link = |c: &Cursor| {
         format!(
@@ -86,8 +86,7 @@ pub async fn list_users(
     responses((status = 201, body = UserResponse), (status = 400), (status = 401), (status = 403),
         (status = 409), (status = 413), (status = 415)))]
 pub async fn create_user(
-    state: web::Data<AppState>,
-    StaffUser(caller): StaffUser,
+    caller: StaffUser,
     Csrf(JsonBody(body)): Csrf<JsonBody<CreateUserRequest>>,
 ) -> Result<HttpResponse, AppError> {
     let role = if body.is_superuser == Some(true) {
@@ -109,11 +108,11 @@ pub async fn create_user(
         is_staff: body.is_staff.filter(|s| !s),
         is_superuser: body.is_superuser.filter(|s| !s),
     };
-    let actor = api_actor(caller);
-    let user = db::run(&state.pool, move |conn| {
-        changes::create_user(conn, &actor, &input, role)
-    })
-    .await?;
+    let (_, user) = caller
+        .run(move |conn, caller| {
+            changes::create_user(conn, &api_actor(caller.clone()), &input, role)
+        })
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/users/{}/", user.id)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -124,24 +123,18 @@ pub async fn create_user(
 #[utoipa::path(get, path = "/api/users/{id}/", tag = "users",
     params(("id" = i64, Path, description = "User id")),
     responses((status = 200, body = UserResponse), (status = 401), (status = 404)))]
-pub async fn get_user(
-    state: web::Data<AppState>,
-    CurrentUser(caller): CurrentUser,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_user(caller: CurrentUser, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     // Others' records are not even confirmed to exist for non-staff.
-    let actor = api_actor(caller);
-    let user = db::run(&state.pool, move |conn| {
-        lookup::visible_user(conn, &actor, id)
-    })
-    .await?;
+    let (_, user) = caller
+        .run(move |conn, caller| lookup::visible_user(conn, &api_actor(caller.clone()), id))
+        .await?;
     Ok(ok_json(&UserResponse::from(&user)))
 }
 
 /// Fields a member's role never gets are unknown to them (400, the same answer as a
 /// mass-assignment attempt); staff sending a superuser's fields get 403 from the policy.
-fn refuse_fields_above_member(actor: &User, patch: &UserPatch) -> Result<(), AppError> {
+fn refuse_fields_above_member(actor: &User, patch: &UserPatch) -> Result<(), FieldErrors> {
     let role = Role::of(actor);
     if role != Role::Member {
         return Ok(());
@@ -153,26 +146,29 @@ fn refuse_fields_above_member(actor: &User, patch: &UserPatch) -> Result<(), App
             unknown.add(field.as_str(), "알 수 없는 필드입니다.");
         }
     }
-    Ok(unknown.into_result()?)
+    unknown.into_result()
 }
 
-/// PATCH (`replace` false) or PUT (`replace`: every field the caller may change is required).
+/// PATCH (`replace` false) or PUT (`replace`: every field the caller may change is required)
+/// of user `target` (the caller themselves when `None`).
 async fn update(
-    state: &AppState,
-    caller: User,
-    target_id: i64,
+    caller: CurrentUser,
+    target: Option<i64>,
     patch: UserPatch,
     replace: bool,
 ) -> Result<HttpResponse, AppError> {
-    let actor = api_actor(caller);
-    let updated = db::run(&state.pool, move |conn| {
-        if replace {
-            changes::replace_user(conn, &actor, target_id, &patch)
-        } else {
-            changes::update_user(conn, &actor, target_id, &patch)
-        }
-    })
-    .await?;
+    let (_, updated) = caller
+        .run(move |conn, caller| {
+            refuse_fields_above_member(caller, &patch).map_err(ChangeError::Invalid)?;
+            let actor = api_actor(caller.clone());
+            let target = target.unwrap_or(caller.id);
+            if replace {
+                changes::replace_user(conn, &actor, target, &patch)
+            } else {
+                changes::update_user(conn, &actor, target, &patch)
+            }
+        })
+        .await?;
     Ok(ok_json(&UserResponse::from(&updated.user)))
 }
 
@@ -183,14 +179,11 @@ async fn update(
     responses((status = 200, body = UserResponse), (status = 400), (status = 401), (status = 403),
         (status = 404), (status = 409), (status = 413), (status = 415)))]
 pub async fn patch_user(
-    state: web::Data<AppState>,
-    CurrentUser(caller): CurrentUser,
+    caller: CurrentUser,
     id: web::Path<i64>,
     Csrf(JsonBody(body)): Csrf<JsonBody<UpdateUserRequest>>,
 ) -> Result<HttpResponse, AppError> {
-    let patch = UserPatch::from(body);
-    refuse_fields_above_member(&caller, &patch)?;
-    update(&state, caller, id.into_inner(), patch, false).await
+    update(caller, Some(id.into_inner()), UserPatch::from(body), false).await
 }
 
 /// `PUT /api/users/{id}/`: as PATCH, but every field the caller may change is required.
@@ -199,14 +192,11 @@ pub async fn patch_user(
     responses((status = 200, body = UserResponse), (status = 400), (status = 401), (status = 403),
         (status = 404), (status = 409)))]
 pub async fn put_user(
-    state: web::Data<AppState>,
-    CurrentUser(caller): CurrentUser,
+    caller: CurrentUser,
     id: web::Path<i64>,
     Csrf(JsonBody(body)): Csrf<JsonBody<UpdateUserRequest>>,
 ) -> Result<HttpResponse, AppError> {
-    let patch = UserPatch::from(body);
-    refuse_fields_above_member(&caller, &patch)?;
-    update(&state, caller, id.into_inner(), patch, true).await
+    update(caller, Some(id.into_inner()), UserPatch::from(body), true).await
 }
 
 /// `DELETE /api/users/{id}/` (IsSuperuser). Unlinks at Kakao when an admin key is set.
@@ -217,10 +207,11 @@ pub async fn put_user(
 pub async fn delete_user(
     state: web::Data<AppState>,
     kakao: web::Data<KakaoClient>,
-    SuperUser(caller): SuperUser,
+    caller: SuperUser,
     id: web::Path<i64>,
     _: Csrf,
 ) -> Result<HttpResponse, AppError> {
+    let caller = caller.user().await?;
     let removed =
         changes::remove_user(&state.pool, &kakao, api_actor(caller), id.into_inner()).await?;
     Ok(ok_json(&DeletedResponse::from(&removed)))
@@ -229,25 +220,23 @@ pub async fn delete_user(
 /// `GET /api/users/me/`.
 #[utoipa::path(get, path = "/api/users/me/", tag = "me",
     responses((status = 200, body = UserResponse), (status = 401)))]
-pub async fn get_me(CurrentUser(caller): CurrentUser) -> HttpResponse {
-    ok_json(&UserResponse::from(&caller))
+pub async fn get_me(caller: CurrentUser) -> Result<HttpResponse, AppError> {
+    Ok(ok_json(&UserResponse::from(&caller.user().await?)))
 }
 
 /// `PATCH /api/users/me/`: name and age.
 #[utoipa::path(patch, path = "/api/users/me/", request_body = UpdateMeRequest, tag = "me",
     responses((status = 200, body = UserResponse), (status = 400), (status = 401), (status = 403)))]
 pub async fn update_me(
-    state: web::Data<AppState>,
-    CurrentUser(caller): CurrentUser,
+    caller: CurrentUser,
     Csrf(JsonBody(body)): Csrf<JsonBody<UpdateMeRequest>>,
 ) -> Result<HttpResponse, AppError> {
-    let id = caller.id;
     let patch = UserPatch {
         name: body.name,
         age: body.age,
         ..UserPatch::default()
     };
-    update(&state, caller, id, patch, false).await
+    update(caller, None, patch, false).await
 }
 
 /// `DELETE /api/users/me/`: the person leaves; the account is deleted and, with an admin key,
@@ -258,10 +247,11 @@ pub async fn delete_me(
     state: web::Data<AppState>,
     kakao: web::Data<KakaoClient>,
     session: Session,
-    CurrentUser(caller): CurrentUser,
-    via: AuthVia,
+    caller: CurrentUser,
     _: Csrf,
 ) -> Result<HttpResponse, AppError> {
+    let via = caller.via();
+    let caller = caller.user().await?;
     let id = caller.id;
     let removed = changes::remove_user(&state.pool, &kakao, api_actor(caller), id).await?;
     if via == AuthVia::Session {

@@ -12,4 +12,5 @@ mod kakao_flow;
 mod oidc;
 mod pages;
 mod sessions;
+mod trips;
 mod webhooks;

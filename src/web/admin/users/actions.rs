@@ -8,13 +8,12 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use super::super::{AdminLayout, admin_actor};
-use super::detail::load_detail;
 use crate::auth::AppSession;
 use crate::auth::records::{self, Devices};
-use crate::db;
 use crate::kakao::KakaoClient;
 use crate::state::AppState;
-use crate::users::changes::{self, UserPatch};
+use crate::users::changes::{self, ChangeError, UserPatch};
+use crate::users::lookup;
 use crate::users::model::User;
 use crate::users::permissions;
 use crate::web::extract::{Csrf, Form, StaffUser};
@@ -23,34 +22,28 @@ use crate::web::{AppError, Layout, render, see_other};
 /// `POST /admin/users/{id}/activate/` and `.../deactivate/` (which ends the user's sessions
 /// too).
 pub async fn set_active(
-    state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     path: web::Path<(i64, String)>,
     _: Csrf,
 ) -> Result<HttpResponse, AppError> {
     let (id, action) = path.into_inner();
     let patch = UserPatch::active(action == "activate");
-    let who = admin_actor(&actor);
-    db::run(&state.pool, move |conn| {
-        changes::update_user(conn, &who, id, &patch)
-    })
-    .await?;
+    staff
+        .run(move |conn, actor| changes::update_user(conn, &admin_actor(actor), id, &patch))
+        .await?;
     Ok(see_other(&format!("/admin/users/{id}/?saved=1")))
 }
 
 /// `POST /admin/users/{id}/sign-out/`: end every session of the user.
 pub async fn sign_out_user(
-    state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     path: web::Path<i64>,
     _: Csrf,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let who = admin_actor(&actor);
-    db::run(&state.pool, move |conn| {
-        changes::sign_out_everywhere(conn, &who, id)
-    })
-    .await?;
+    staff
+        .run(move |conn, actor| changes::sign_out_everywhere(conn, &admin_actor(actor), id))
+        .await?;
     Ok(see_other(&format!("/admin/users/{id}/?saved=1")))
 }
 
@@ -61,8 +54,7 @@ pub struct EndDeviceForm {
 
 /// `POST /admin/users/{id}/sessions/`: end one of the user's sessions (`device=`).
 pub async fn end_device(
-    state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     path: web::Path<i64>,
     Csrf(Form(form)): Csrf<Form<EndDeviceForm>>,
 ) -> Result<HttpResponse, AppError> {
@@ -70,11 +62,11 @@ pub async fn end_device(
     if !crate::web::devices::is_device_id(&form.device) {
         return Err(AppError::bad_request("device"));
     }
-    let who = admin_actor(&actor);
-    db::run(&state.pool, move |conn| {
-        records::end_devices(conn, &who, id, Devices::One(&form.device))
-    })
-    .await?;
+    staff
+        .run(move |conn, actor| {
+            records::end_devices(conn, &admin_actor(actor), id, Devices::One(&form.device))
+        })
+        .await?;
     Ok(see_other(&format!("/admin/users/{id}/?saved=1")))
 }
 
@@ -90,14 +82,21 @@ struct DeletePage {
 /// `GET /admin/users/{id}/delete/`: the confirmation page (superusers).
 pub async fn confirm_delete_user(
     state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     session: Session,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    if !permissions::can_delete(&actor) {
-        return Err(AppError::Forbidden("only superusers delete users".into()));
-    }
-    let detail = load_detail(&state, &actor, path.into_inner()).await?;
+    let id = path.into_inner();
+    let (actor, detail) = staff
+        .run(move |conn, actor| {
+            if !permissions::can_delete(actor) {
+                return Err(ChangeError::Forbidden(
+                    "only superusers delete users".into(),
+                ));
+            }
+            Ok(lookup::user_detail(conn, &admin_actor(actor), id)?)
+        })
+        .await?;
     render(
         StatusCode::OK,
         &DeletePage {
@@ -114,11 +113,12 @@ pub async fn confirm_delete_user(
 pub async fn delete_user(
     state: web::Data<AppState>,
     kakao: web::Data<KakaoClient>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     path: web::Path<i64>,
     _: Csrf,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let actor = staff.user().await?;
     let removed = changes::remove_user(&state.pool, &kakao, admin_actor(&actor), id).await?;
     Ok(see_other(&format!(
         "/admin/users/?deleted={id}&unlink={}",

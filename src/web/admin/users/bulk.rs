@@ -2,13 +2,11 @@
 //! (`changes::bulk`): the ones refused (no permission, the last superuser) are skipped and
 //! counted.
 
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
 use serde::Deserialize;
 
 use super::super::admin_actor;
 use crate::auth::safe_next;
-use crate::db;
-use crate::state::AppState;
 use crate::users::changes::{self, BulkAction};
 use crate::web::extract::{Csrf, Form, StaffUser};
 use crate::web::{AppError, see_other};
@@ -34,18 +32,15 @@ fn back_to(back: &str) -> String {
 
 /// `POST /admin/users/bulk/`.
 pub async fn bulk_update_users(
-    state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     Csrf(Form(form)): Csrf<Form<BulkForm>>,
 ) -> Result<HttpResponse, AppError> {
     let action =
         BulkAction::parse(&form.action).ok_or_else(|| AppError::bad_request("unknown action"))?;
-    let who = admin_actor(&actor);
     let ids = form.ids;
-    let outcome = db::run(&state.pool, move |conn| {
-        changes::bulk(conn, &who, &ids, action)
-    })
-    .await?;
+    let (actor, outcome) = staff
+        .run(move |conn, actor| changes::bulk(conn, &admin_actor(actor), &ids, action))
+        .await?;
     log::info!(
         "event=admin.bulk action={} actor_id={} applied={} skipped={}",
         form.action,

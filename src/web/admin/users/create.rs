@@ -9,7 +9,6 @@ use serde::Deserialize;
 
 use super::super::{AdminLayout, admin_actor};
 use crate::auth::AppSession;
-use crate::db;
 use crate::state::AppState;
 use crate::users::changes::{self, ChangeError};
 use crate::users::manager::{CreateUser, EMAIL_TAKEN, FieldErrors, UserManager};
@@ -64,9 +63,10 @@ fn creatable_roles(actor: &User) -> Vec<(&'static str, &'static str)> {
 /// `GET /admin/users/new/`.
 pub async fn show_new_user_form(
     state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
+    let actor = staff.user().await?;
     render(
         StatusCode::OK,
         &NewUserPage {
@@ -97,13 +97,13 @@ pub struct NewUserForm {
 /// `POST /admin/users/new/`.
 pub async fn create_user(
     state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     session: Session,
     Csrf(Form(form)): Csrf<Form<NewUserForm>>,
 ) -> Result<HttpResponse, AppError> {
     let role = parse_role(&form.role).ok_or_else(|| AppError::bad_request("unknown role"))?;
-    let errors = match UserManager::parse_age(&form.age) {
-        Err(problem) => FieldErrors::single("age", problem),
+    let (actor, errors) = match UserManager::parse_age(&form.age) {
+        Err(problem) => (staff.user().await?, FieldErrors::single("age", problem)),
         Ok(age) => {
             let input = CreateUser {
                 email: form.email.clone(),
@@ -112,16 +112,22 @@ pub async fn create_user(
                 provider: Provider::Local.as_str().to_owned(),
                 ..CreateUser::default()
             };
-            let who = admin_actor(&actor);
-            let created = db::run(&state.pool, move |conn| {
-                changes::create_user(conn, &who, &input, role)
-            })
-            .await;
-            match created {
-                Ok(user) => return Ok(see_other(&format!("/admin/users/{}/?saved=1", user.id))),
-                Err(ChangeError::Invalid(errors)) => errors,
-                Err(ChangeError::DuplicateEmail) => FieldErrors::single("email", EMAIL_TAKEN),
-                Err(e) => return Err(e.into()),
+            let (actor, outcome) = staff
+                .run(move |conn, actor| {
+                    // The new user's id, or the form's errors.
+                    match changes::create_user(conn, &admin_actor(actor), &input, role) {
+                        Ok(user) => Ok(Ok(user.id)),
+                        Err(ChangeError::Invalid(errors)) => Ok(Err(errors)),
+                        Err(ChangeError::DuplicateEmail) => {
+                            Ok(Err(FieldErrors::single("email", EMAIL_TAKEN)))
+                        }
+                        Err(e) => Err(e),
+                    }
+                })
+                .await?;
+            match outcome {
+                Ok(created) => return Ok(see_other(&format!("/admin/users/{created}/?saved=1"))),
+                Err(errors) => (actor, errors),
             }
         }
     };

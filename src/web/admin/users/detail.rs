@@ -100,50 +100,33 @@ struct Activity {
 /// How many deliveries the user's page lists.
 const DELIVERIES_SHOWN: i64 = 20;
 
-/// The user's record, history, devices and deliveries, in one trip to the database.
-async fn load_page(
-    state: &AppState,
-    actor: &User,
-    id: i64,
-) -> Result<(UserDetail, Activity), AppError> {
-    let actor = admin_actor(actor);
-    Ok(db::run(&state.pool, move |conn| {
-        let detail = lookup::user_detail(conn, &actor, id)?;
-        let devices = crate::auth::records::devices(conn, &detail.user)?;
-        let filter = kakao_events::DeliveryFilter {
-            user_id: Some(id),
-            ..Default::default()
-        };
-        let deliveries = kakao_events::list(conn, &filter, None, DELIVERIES_SHOWN)?.deliveries;
-        Ok::<_, db::DbError>((
-            detail,
-            Activity {
-                devices,
-                deliveries,
-            },
-        ))
-    })
-    .await?)
+/// The user's record, history, devices and deliveries, if `actor` may see them (on the page's
+/// one trip to the database).
+fn load_page(conn: &mut db::DbConnection, actor: &User, id: i64) -> Result<Loaded, db::DbError> {
+    let detail = lookup::user_detail(conn, &admin_actor(actor), id)?;
+    let devices = crate::auth::records::devices(conn, &detail.user)?;
+    let filter = kakao_events::DeliveryFilter {
+        user_id: Some(id),
+        ..Default::default()
+    };
+    let deliveries = kakao_events::list(conn, &filter, None, DELIVERIES_SHOWN)?.deliveries;
+    Ok((
+        detail,
+        Activity {
+            devices,
+            deliveries,
+        },
+    ))
 }
 
-/// Everything the page shows about user `id`, if `actor` may see them.
-pub(super) async fn load_detail(
-    state: &AppState,
-    actor: &User,
-    id: i64,
-) -> Result<UserDetail, AppError> {
-    let actor = admin_actor(actor);
-    Ok(db::run(&state.pool, move |conn| {
-        lookup::user_detail(conn, &actor, id)
-    })
-    .await?)
-}
+/// What the page shows of a user.
+type Loaded = (UserDetail, Activity);
 
 fn user_page(
     state: &AppState,
     actor: &User,
     session: &AppSession,
-    (detail, activity): (UserDetail, Activity),
+    (detail, activity): Loaded,
     form: Option<EditValues>,
 ) -> UserPage {
     let UserDetail {
@@ -191,12 +174,15 @@ pub struct SavedQuery {
 pub async fn show_user(
     state: web::Data<AppState>,
     kakao: web::Data<KakaoClient>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     session: Session,
     path: web::Path<i64>,
     query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let loaded = load_page(&state, &actor, path.into_inner()).await?;
+    let id = path.into_inner();
+    let (actor, loaded) = staff
+        .run(move |conn, actor| load_page(conn, actor, id))
+        .await?;
     let kakao_id = loaded.0.kakao.as_ref().map(|k| k.uid);
     let mut page = user_page(&state, &actor, &AppSession(session), loaded, None);
     page.saved = query.saved.is_some();
@@ -237,35 +223,48 @@ impl EditForm {
 /// come back in the form (422).
 pub async fn update_user(
     state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     session: Session,
     path: web::Path<i64>,
     Csrf(Form(form)): Csrf<Form<EditForm>>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let errors = match form.age.as_deref().map(UserManager::parse_age).transpose() {
-        Err(problem) => {
-            let mut errors = changes::field_problems(&form.patch(None, &[]));
-            errors.add("age", problem);
-            errors
-        }
-        Ok(age) => {
-            let who = admin_actor(&actor);
-            let sent = form.clone();
-            let result = db::run(&state.pool, move |conn| {
-                changes::update_user_with(conn, &who, id, |_, allowed| sent.patch(age, allowed))
-            })
-            .await;
-            match result {
-                Ok(_) => return Ok(see_other(&format!("/admin/users/{id}/?saved=1"))),
-                Err(ChangeError::Invalid(errors)) => errors,
-                Err(ChangeError::DuplicateEmail) => FieldErrors::single("email", EMAIL_TAKEN),
-                Err(e) => return Err(e.into()),
+    // Saved, or the errors and what the page shows again (in the same trip).
+    let (actor, (errors, (detail, activity))) =
+        match form.age.as_deref().map(UserManager::parse_age).transpose() {
+            Err(problem) => {
+                let mut errors = changes::field_problems(&form.patch(None, &[]));
+                errors.add("age", problem);
+                staff
+                    .run(move |conn, actor| {
+                        Ok::<_, db::DbError>((errors.clone(), load_page(conn, actor, id)?))
+                    })
+                    .await?
             }
-        }
-    };
+            Ok(age) => {
+                let sent = form.clone();
+                let (actor, refused) = staff
+                    .run(move |conn, actor| {
+                        let patch = |_: &User, allowed: &[UserField]| sent.patch(age, allowed);
+                        let errors =
+                            match changes::update_user_with(conn, &admin_actor(actor), id, patch) {
+                                Ok(_) => return Ok(None),
+                                Err(ChangeError::Invalid(errors)) => errors,
+                                Err(ChangeError::DuplicateEmail) => {
+                                    FieldErrors::single("email", EMAIL_TAKEN)
+                                }
+                                Err(e) => return Err(e),
+                            };
+                        Ok(Some((errors, load_page(conn, actor, id)?)))
+                    })
+                    .await?;
+                let Some(refused) = refused else {
+                    return Ok(see_other(&format!("/admin/users/{id}/?saved=1")));
+                };
+                (actor, refused)
+            }
+        };
     // Show the form again, as it was filled in.
-    let (detail, activity) = load_page(&state, &actor, id).await?;
     let entered = EditValues {
         name: form.name.clone().unwrap_or_default(),
         age: form.age.clone().unwrap_or_default(),

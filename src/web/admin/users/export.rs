@@ -6,6 +6,7 @@ use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::db;
 use crate::state::AppState;
 use crate::users::model::User;
 use crate::users::query::{self, Cursor};
@@ -78,9 +79,10 @@ fn user_row(u: &User) -> Vec<String> {
 pub async fn export_users(
     req: HttpRequest,
     state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
 ) -> Result<HttpResponse, AppError> {
     let request = ListRequest::parse(req.query_string(), ListFace::Admin)?;
+    let actor = staff.user().await?;
     log::info!("event=admin.users.exported actor_id={}", actor.id);
     enum Step {
         Start,
@@ -88,7 +90,6 @@ pub async fn export_users(
         Done,
     }
     let pool = state.pool.clone();
-    let request = std::rc::Rc::new(request);
     let stream = futures_util::stream::unfold(Step::Start, move |step| {
         let pool = pool.clone();
         let request = request.clone();
@@ -106,9 +107,10 @@ pub async fn export_users(
                 Step::After(c) => c,
             };
             // A page per trip: the connection goes back to the pool between pages.
-            let page = request
-                .load(&pool, Some(query::MAX_LIMIT), cursor.as_ref())
-                .await;
+            let page = db::run(&pool, move |conn| {
+                request.load(conn, Some(query::MAX_LIMIT), cursor.as_ref())
+            })
+            .await;
             match page {
                 Ok(page) => {
                     let chunk = csv_text(page.users.iter().map(user_row)).map_err(csv_failed);
@@ -120,7 +122,7 @@ pub async fn export_users(
                 }
                 Err(e) => {
                     log::error!("event=admin.users.export_failed error=\"{e}\"");
-                    Some((Err(e.into()), Step::Done))
+                    Some((Err(AppError::from(e).into()), Step::Done))
                 }
             }
         }

@@ -163,13 +163,14 @@ fn sort_links(request: &ListRequest) -> Vec<SortLink> {
 pub async fn list_users(
     req: HttpRequest,
     state: web::Data<AppState>,
-    StaffUser(actor): StaffUser,
+    staff: StaffUser,
     session: Session,
     notices: web::Query<Notices>,
 ) -> Result<HttpResponse, AppError> {
     let request = ListRequest::parse_with(req.query_string(), ListFace::Admin, Notices::KEYS)?;
-    let page = request
-        .load(&state.pool, Some(PAGE_SIZE), request.cursor.as_ref())
+    let asked = request.clone();
+    let (actor, page) = staff
+        .run(move |conn, _| asked.load(conn, Some(PAGE_SIZE), asked.cursor.as_ref()))
         .await?;
     let page_href = |c: &Cursor| {
         format!(
