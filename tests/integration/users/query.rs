@@ -409,3 +409,63 @@ fn filters_combine() {
     };
     assert!(walk_forward(&mut conn, &supers, Ordering::default(), 7).is_empty());
 }
+
+/// On PostgreSQL, a list without a search is prepared once per connection and run again from
+/// its prepared statement; a search is planned afresh each time (a generic plan for it walks
+/// the whole primary key). SQLite keeps its statements in the process, out of sight.
+#[test]
+fn lists_without_a_search_reuse_their_prepared_statement() {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    /// The statements prepared on this PostgreSQL connection (`None` on SQLite).
+    fn prepared(conn: &mut DbConnection) -> Option<i64> {
+        let DbConnection::Postgresql(pg) = conn else {
+            return None;
+        };
+        let sql = "SELECT count(*) AS n FROM pg_prepared_statements";
+        Some(
+            diesel::sql_query(sql)
+                .get_result::<Count>(pg)
+                .expect("count")
+                .n,
+        )
+    }
+    let db = TestDb::new();
+    let pool = db.pool();
+    let mut pooled = pool.get().expect("connection");
+    let conn: &mut DbConnection = &mut pooled;
+    seed(conn, 12);
+    let Some(before) = prepared(conn) else {
+        return;
+    };
+    let ordering = Ordering::parse("-email").expect("ordering");
+    let filtered = UserFilter {
+        is_active: Some(true),
+        provider: Some("kakao".into()),
+        ..UserFilter::default()
+    };
+    let searched = UserFilter {
+        search: Some("kim".into()),
+        ..UserFilter::default()
+    };
+    let ids = |page: kakao_login::users::query::UserPage| {
+        page.users.iter().map(|u| u.id).collect::<Vec<_>>()
+    };
+    let first = ids(list_users(conn, &filtered, ordering, None, 5).expect("page"));
+    assert!(!first.is_empty());
+    let after_one = prepared(conn).expect("count");
+    assert_eq!(after_one, before + 1, "the filtered list is prepared");
+    for _ in 0..3 {
+        let again = ids(list_users(conn, &filtered, ordering, None, 5).expect("page"));
+        assert_eq!(again, first);
+        list_users(conn, &searched, ordering, None, 5).expect("search");
+    }
+    assert_eq!(
+        prepared(conn),
+        Some(after_one),
+        "the filtered list reuses its statement and the search keeps none"
+    );
+}
