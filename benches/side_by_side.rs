@@ -43,7 +43,7 @@
 
 mod common;
 
-use common::{WRK_SCRIPT, WrkSummary, free_port};
+use common::{WRK_FORWARDED_FOR, WRK_SCRIPT, WrkSummary, free_port, next_client_address};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -478,13 +478,6 @@ async fn sign_in(
     Ok(jar.header())
 }
 
-/// A client address not used before in this run: 10.0.0.1, 10.0.0.2, ...
-fn next_client_address() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255)
-}
-
 fn client() -> awc::Client {
     awc::Client::builder()
         .disable_redirects()
@@ -587,18 +580,6 @@ fn own_cpu_secs() -> f64 {
         .sum::<f64>()
         / 100.0
 }
-
-/// For the login start: every request from an address of its own, as `X-Forwarded-For` from
-/// the trusted loopback proxy (see [`sign_in`]); the same script for both apps.
-const WRK_FORWARDED_FOR: &str = r#"
-local n = 0
-request = function()
-  n = n + 1
-  wrk.headers["X-Forwarded-For"] = string.format("10.%d.%d.%d",
-    math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
-  return wrk.format()
-end
-"#;
 
 /// wrk, one thread on the client core, `connections` keep-alive connections, for `secs`.
 fn run_wrk(

@@ -1,5 +1,6 @@
-//! What both benchmarks (`load`, `side_by_side`) share: a free loopback port, and wrk's
-//! summary as one JSON line (the Lua hook and its parser).
+//! What both benchmarks (`load`, `side_by_side`) share: a free loopback port, wrk's summary as
+//! one JSON line (the Lua hook and its parser), and client addresses of their own for the
+//! requests the app rate-limits per client.
 
 use std::net::TcpListener;
 
@@ -9,6 +10,18 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// For the login start: every request from an address of its own, as `X-Forwarded-For` from
+/// the trusted loopback proxy (see [`next_client_address`]); the same script for both apps.
+pub const WRK_FORWARDED_FOR: &str = r#"
+local n = 0
+request = function()
+  n = n + 1
+  wrk.headers["X-Forwarded-For"] = string.format("10.%d.%d.%d",
+    math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+  return wrk.format()
+end
+"#;
 
 /// wrk's Lua hook: the summary as one JSON line on stdout.
 pub const WRK_SCRIPT: &str = r#"
@@ -50,4 +63,11 @@ impl WrkSummary {
         }
         summary
     }
+}
+
+/// A client address not used before in this run: 10.0.0.1, 10.0.0.2, ...
+pub fn next_client_address() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255)
 }
