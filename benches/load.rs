@@ -250,7 +250,11 @@ impl Setup {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let body = res.body().limit(1 << 20).await.unwrap_or_default();
+        let body = res
+            .body()
+            .limit(1 << 20)
+            .await
+            .map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
         Ok((
             res.status().as_u16(),
             location,
