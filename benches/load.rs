@@ -9,7 +9,8 @@
 //!
 //! The load comes from wrk, one thread: a C event loop that spends a few microseconds per
 //! request, against tens of microseconds in the app. Each row reports the cores used by the
-//! app, by the generator and by PostgreSQL, and the app's CPU time per request; a generator
+//! app, by the generator and by PostgreSQL, the cores the hypervisor stole meanwhile (a row
+//! with much steal measured a busy host, not the app), and the app's CPU time per request; a generator
 //! well under one core while the app is busy shows the generator is not the bottleneck.
 //! Complete sign-ins follow redirects, cookies and a consent form, so they are driven by awc.
 //!
@@ -27,7 +28,9 @@
 
 mod common;
 
-use common::{WRK_FORWARDED_FOR, WRK_SCRIPT, WrkSummary, free_port, next_client_address};
+use common::{
+    WRK_FORWARDED_FOR, WRK_SCRIPT, WrkSummary, free_port, machine_cpu_secs, next_client_address,
+};
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -344,6 +347,8 @@ struct Measured {
     server_cpu: f64,
     generator_cpu: f64,
     db_cpu: f64,
+    /// Cores the hypervisor gave to other machines meanwhile: a noisy figure shows here.
+    steal_cpu: f64,
 }
 
 impl Measured {
@@ -363,6 +368,7 @@ struct CpuClock {
     server: f64,
     generator: f64,
     db: f64,
+    steal: f64,
 }
 
 impl CpuClock {
@@ -372,17 +378,19 @@ impl CpuClock {
             server: server.cpu_secs(),
             generator: own_and_reaped_children_cpu_secs(),
             db: postgres_cpu_secs(),
+            steal: machine_cpu_secs().1,
         }
     }
 
-    /// (elapsed seconds, server, generator, db cores).
-    fn finish(&self, server: &Server) -> (f64, f64, f64, f64) {
+    /// (elapsed seconds, server, generator, db cores, cores the hypervisor stole).
+    fn finish(&self, server: &Server) -> (f64, f64, f64, f64, f64) {
         let elapsed = self.started.elapsed().as_secs_f64();
         (
             elapsed,
             (server.cpu_secs() - self.server) / elapsed,
             (own_and_reaped_children_cpu_secs() - self.generator) / elapsed,
             (postgres_cpu_secs() - self.db) / elapsed,
+            (machine_cpu_secs().1 - self.steal) / elapsed,
         )
     }
 }
@@ -440,7 +448,7 @@ fn measure(
         .stderr(Stdio::inherit())
         .output()
         .expect("run wrk (apt-get install wrk)");
-    let (_, server_cpu, generator_cpu, db_cpu) = clock.finish(server);
+    let (_, server_cpu, generator_cpu, db_cpu, steal_cpu) = clock.finish(server);
     let summary = WrkSummary::from_output(url, &out.stdout);
     let rps = summary.requests as f64 / (summary.duration_us as f64 / 1e6);
     Measured {
@@ -452,6 +460,7 @@ fn measure(
         server_cpu,
         generator_cpu,
         db_cpu,
+        steal_cpu,
     }
 }
 
@@ -555,7 +564,7 @@ fn measure_sign_ins(server: &Server, connections: usize, secs: f64, returning: b
     for h in handles {
         outcome.add(h.join().expect("sign-in thread"));
     }
-    let (elapsed, server_cpu, generator_cpu, db_cpu) = clock.finish(server);
+    let (elapsed, server_cpu, generator_cpu, db_cpu, steal_cpu) = clock.finish(server);
     if let Some(e) = &outcome.first_error {
         eprintln!("{} sign-ins failed; the first: {e}", outcome.failed);
     }
@@ -569,6 +578,7 @@ fn measure_sign_ins(server: &Server, connections: usize, secs: f64, returning: b
         server_cpu,
         generator_cpu,
         db_cpu,
+        steal_cpu,
     }
 }
 
@@ -625,7 +635,7 @@ fn measure_pgbench(
         .stderr(Stdio::inherit())
         .output()
         .expect("run pgbench (apt-get install postgresql-client)");
-    let (elapsed, server_cpu, generator_cpu, db_cpu) = clock.finish(server);
+    let (elapsed, server_cpu, generator_cpu, db_cpu, steal_cpu) = clock.finish(server);
     assert!(out.status.success(), "pgbench failed");
     // Each log line: client, transaction number, latency in µs, script, epoch s, µs.
     let mut hist = Histogram::<u64>::new(3).expect("histogram");
@@ -663,6 +673,7 @@ fn measure_pgbench(
         server_cpu,
         generator_cpu,
         db_cpu,
+        steal_cpu,
     }
 }
 
@@ -685,7 +696,7 @@ fn report(
         String::new()
     };
     println!(
-        "{backend:<8} {size:>7} {name:<26} {conns:>5} {:>8.0} {:>7.2} {:>7.2} {:>5.0}% {:>7.0} {:>5.2} {:>5.2} {:>5.2}{errors}",
+        "{backend:<8} {size:>7} {name:<26} {conns:>5} {:>8.0} {:>7.2} {:>7.2} {:>5.0}% {:>7.0} {:>5.2} {:>5.2} {:>5.2} {:>5.2}{errors}",
         m.rps,
         m.p50_ms,
         m.p99_ms,
@@ -694,6 +705,7 @@ fn report(
         m.server_cpu,
         m.generator_cpu,
         m.db_cpu,
+        m.steal_cpu,
     );
     json!({
         "backend": backend, "users": size, "request": name, "connections": conns,
@@ -701,7 +713,7 @@ fn report(
         "p50_ms": m.p50_ms, "p99_ms": m.p99_ms, "fraction_of_ceiling": fraction,
         "app_cpu_us_per_request": m.server_us_per_request(),
         "app_cpu_cores": m.server_cpu, "generator_cpu_cores": m.generator_cpu,
-        "postgres_cpu_cores": m.db_cpu,
+        "postgres_cpu_cores": m.db_cpu, "steal_cores": m.steal_cpu,
     })
 }
 
@@ -751,7 +763,7 @@ fn main() {
     )
     .expect("write wrk script");
     println!(
-        "{:<8} {:>7} {:<26} {:>5} {:>8} {:>7} {:>7} {:>6} {:>7} {:>5} {:>5} {:>5}",
+        "{:<8} {:>7} {:<26} {:>5} {:>8} {:>7} {:>7} {:>6} {:>7} {:>5} {:>5} {:>5} {:>5}",
         "backend",
         "users",
         "request",
@@ -763,7 +775,8 @@ fn main() {
         "µs/req",
         "app",
         "gen",
-        "db"
+        "db",
+        "steal"
     );
     for backend in &backends {
         for &size in &sizes {

@@ -43,7 +43,9 @@
 
 mod common;
 
-use common::{WRK_FORWARDED_FOR, WRK_SCRIPT, WrkSummary, free_port, next_client_address};
+use common::{
+    WRK_FORWARDED_FOR, WRK_SCRIPT, WrkSummary, free_port, machine_cpu_secs, next_client_address,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -517,23 +519,6 @@ fn kakao_calls(standin: &StandIn) -> [(&'static str, usize); 3] {
         ("user_me", standin.hits(Endpoint::UserMe)),
         ("token_info", standin.hits(Endpoint::TokenInfo)),
     ]
-}
-
-/// Busy and steal CPU seconds of the whole machine (`/proc/stat`, clock ticks / 100).
-fn machine_cpu_secs() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal ...
-    let at = |i: usize| fields.get(i).copied().unwrap_or(0.0);
-    let busy = at(0) + at(1) + at(2) + at(5) + at(6);
-    (busy / 100.0, at(7) / 100.0)
 }
 
 /// CPU counters read before a run; `finish` fills in a [`Run`]'s CPU figures.
