@@ -256,6 +256,8 @@ struct ConsentPage<'a> {
     client_id: &'a str,
     hidden: Vec<(&'static str, String)>,
     accounts: Vec<AccountChoice>,
+    /// Accounts not listed (beyond `ACCOUNTS_LISTED`).
+    more_accounts: usize,
     new_selected: bool,
     new_account: NewAccountForm,
     asks_nickname: bool,
@@ -572,6 +574,11 @@ fn silent(standin: &StandIn, request: &AuthorizeRequest, cookie: Option<&str>) -
     request.redirect_with_code(&code)
 }
 
+/// Accounts the consent page lists at most (the first made). A long benchmark makes thousands,
+/// and a page listing them all grew past a megabyte per sign-in; the others are still chosen
+/// by typing their email as a new account.
+const ACCOUNTS_LISTED: usize = 30;
+
 /// The consent page for `request`, optionally with an error and the previous form input.
 pub(super) fn consent_page(
     standin: &StandIn,
@@ -582,11 +589,12 @@ pub(super) fn consent_page(
     let selected = previous
         .and_then(|(form, _)| form.get("account").map(str::to_owned))
         .unwrap_or_default();
-    let accounts: Vec<AccountChoice> = {
+    let (accounts, more_accounts): (Vec<AccountChoice>, usize) = {
         let state = standin.lock();
-        state
+        let listed = state
             .accounts
             .values()
+            .take(ACCOUNTS_LISTED)
             .map(|a| AccountChoice {
                 id: a.id.to_string(),
                 nickname: a
@@ -602,7 +610,8 @@ pub(super) fn consent_page(
                 selected: false,
                 linked: state.links.contains_key(&a.id),
             })
-            .collect()
+            .collect();
+        (listed, state.accounts.len().saturating_sub(ACCOUNTS_LISTED))
     };
     let mut accounts = accounts;
     let mut any_selected = false;
@@ -637,6 +646,7 @@ pub(super) fn consent_page(
         client_id: &request.client_id,
         hidden: request.hidden_fields(),
         accounts,
+        more_accounts,
         new_selected: !any_selected,
         new_account,
         asks_nickname: request.requested.contains(SCOPE_NICKNAME),

@@ -487,6 +487,51 @@ async fn the_consent_page_lists_test_accounts_and_keeps_the_request_in_hidden_fi
 }
 
 #[actix_web::test]
+async fn the_consent_page_lists_the_first_thirty_accounts_and_the_rest_by_email() {
+    let standin = StandIn::new(config());
+    let ids: Vec<i64> = (0..40)
+        .map(|i| {
+            standin.add_user(TestUser {
+                nickname: Some(format!("사람{i}")),
+                email: Some(format!("person{i}@example.com")),
+                email_verified: true,
+                email_valid: true,
+            })
+        })
+        .collect();
+    let h = harness!(standin.clone());
+    let challenge = challenge(VERIFIER);
+    let extra = [
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let page = h.authorize(&extra).await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains("person29@example.com"));
+    assert!(!html.contains("person30@example.com"));
+    assert!(html.contains("외 10개 계정은 목록에 없습니다"), "{html}");
+    // An account off the list is still the one its email names.
+    let reply = h
+        .submit_consent(
+            &page,
+            &[
+                ("account", "new"),
+                ("new_email", "person39@example.com"),
+                ("share_email", "on"),
+                ("action", "agree"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 302, "{}", reply.text());
+    assert_eq!(
+        standin.lock().accounts.len(),
+        ids.len(),
+        "no account was added"
+    );
+}
+
+#[actix_web::test]
 async fn the_consent_page_loads_nothing_external_and_sends_a_strict_csp() {
     let standin = StandIn::new(config());
     standin.add_user(alice());
