@@ -29,7 +29,8 @@
 mod common;
 
 use common::{
-    WRK_FORWARDED_FOR, WRK_SCRIPT, WrkSummary, free_port, machine_cpu_secs, next_client_address,
+    Jar, WRK_FORWARDED_FOR, WRK_SCRIPT, WrkSummary, free_port, location, machine_cpu_secs,
+    next_client_address,
 };
 
 use std::net::TcpListener;
@@ -212,7 +213,7 @@ fn seed(database_url: &str, n: usize) {
 
 /// A blocking HTTP client for setup steps (keeps cookies by hand), as one client address.
 struct Setup {
-    cookies: std::collections::BTreeMap<String, String>,
+    cookies: Jar,
     forwarded_for: String,
 }
 
@@ -229,12 +230,7 @@ impl Setup {
             url,
         );
         if !self.cookies.is_empty() {
-            let cookie: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            req = req.insert_header(("cookie", cookie.join("; ")));
+            req = req.insert_header(("cookie", self.cookies.header()));
         }
         req = req.insert_header(("x-forwarded-for", self.forwarded_for.as_str()));
         let mut res = match form {
@@ -242,23 +238,8 @@ impl Setup {
             None => req.send().await,
         }
         .map_err(|e| format!("{method} {url}: {e}"))?;
-        for value in res.headers().get_all("set-cookie") {
-            let first = value
-                .to_str()
-                .unwrap_or_default()
-                .split(';')
-                .next()
-                .unwrap_or_default();
-            if let Some((k, v)) = first.split_once('=') {
-                self.cookies.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        let location = res
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        self.cookies.keep(res.headers());
+        let location = location(res.headers());
         let body = res
             .body()
             .limit(1 << 20)
@@ -338,8 +319,7 @@ async fn sign_in(
         .expect(client, ("POST", &consent), Some(&form), 302)
         .await?;
     s.expect(client, ("GET", &callback), None, 303).await?;
-    let cookie: Vec<String> = s.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    Ok(cookie.join("; "))
+    Ok(s.cookies.header())
 }
 
 /// One measurement of one request at one concurrency.

@@ -44,7 +44,8 @@
 mod common;
 
 use common::{
-    WRK_FORWARDED_FOR, WRK_SCRIPT, WrkSummary, free_port, machine_cpu_secs, next_client_address,
+    Jar, WRK_FORWARDED_FOR, WRK_SCRIPT, WrkSummary, free_port, location, machine_cpu_secs,
+    next_client_address,
 };
 
 use std::collections::BTreeMap;
@@ -359,20 +360,6 @@ fn django_session(dir: &Path, kakao: &str, email: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// Cookies of one browser for one site.
-#[derive(Default)]
-struct Jar(BTreeMap<String, String>);
-
-impl Jar {
-    fn header(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
-
 /// GET `url` (sending and keeping `jar`'s cookies, if any): status, Location, body.
 async fn get(
     client: &awc::Client,
@@ -385,35 +372,15 @@ async fn get(
         req = req.insert_header(("x-forwarded-for", address));
     }
     if let Some(jar) = &jar
-        && !jar.0.is_empty()
+        && !jar.is_empty()
     {
         req = req.insert_header(("cookie", jar.header()));
     }
     let mut res = req.send().await.map_err(|e| format!("GET {url}: {e}"))?;
     if let Some(jar) = jar {
-        for value in res.headers().get_all("set-cookie") {
-            let first = value
-                .to_str()
-                .unwrap_or_default()
-                .split(';')
-                .next()
-                .unwrap_or_default();
-            if let Some((k, v)) = first.split_once('=') {
-                let (k, v) = (k.trim(), v.trim().trim_matches('"'));
-                if v.is_empty() {
-                    jar.0.remove(k);
-                } else {
-                    jar.0.insert(k.to_owned(), v.to_owned());
-                }
-            }
-        }
+        jar.keep(res.headers());
     }
-    let location = res
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let location = location(res.headers());
     let body = res
         .body()
         .limit(1 << 20)

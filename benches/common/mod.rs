@@ -1,6 +1,6 @@
 //! What both benchmarks (`load`, `side_by_side`) share: a free loopback port, wrk's summary as
 //! one JSON line (the Lua hook and its parser), and client addresses of their own for the
-//! requests the app rate-limits per client.
+//! requests the app rate-limits per client, and a browser's cookie jar for the sign-in drivers.
 
 use std::net::TcpListener;
 
@@ -87,4 +87,52 @@ pub fn machine_cpu_secs() -> (f64, f64) {
     let at = |i: usize| fields.get(i).copied().unwrap_or(0.0);
     let busy = at(0) + at(1) + at(2) + at(5) + at(6);
     (busy / 100.0, at(7) / 100.0)
+}
+
+/// Cookies of one browser for one site.
+#[derive(Default)]
+pub struct Jar(std::collections::BTreeMap<String, String>);
+
+impl Jar {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The `Cookie` header.
+    pub fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Keep the response's `Set-Cookie`s (an empty value deletes the cookie).
+    pub fn keep(&mut self, headers: &awc::http::header::HeaderMap) {
+        for value in headers.get_all("set-cookie") {
+            let first = value
+                .to_str()
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default();
+            if let Some((k, v)) = first.split_once('=') {
+                let (k, v) = (k.trim(), v.trim().trim_matches('"'));
+                if v.is_empty() {
+                    self.0.remove(k);
+                } else {
+                    self.0.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+    }
+}
+
+/// A response's `Location` (empty without one).
+pub fn location(headers: &awc::http::header::HeaderMap) -> String {
+    headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -210,13 +210,19 @@ impl LoginError {
     }
 }
 
-/// Count a sign-in that ended: by flow, and how (`kind`), or refused and why.
-fn count_sign_in(flow: &str, result: Result<SignInKind, &LoginError>) {
-    let (outcome, reason) = match result {
-        Ok(kind) => (kind.as_str(), ""),
+/// Run the sign-in `flow` and count how it ended: how (`kind` of its result), or refused and why.
+async fn counted<T>(
+    flow: &str,
+    kind: fn(&T) -> SignInKind,
+    sign_in: impl std::future::Future<Output = Result<T, LoginError>>,
+) -> Result<T, LoginError> {
+    let result = sign_in.await;
+    let (outcome, reason) = match &result {
+        Ok(done) => (kind(done).as_str(), ""),
         Err(e) => ("refused", e.reason()),
     };
     crate::telemetry::metrics::get().sign_in(flow, outcome, reason);
+    result
 }
 
 /// A completed sign-in.
@@ -288,74 +294,64 @@ pub async fn finish_kakao_login(
     device: &str,
     callback: Callback,
 ) -> Result<SignedIn, LoginError> {
-    let result = finish_kakao_login_uncounted(state, kakao, session, device, callback).await;
-    count_sign_in("web", result.as_ref().map(|s| s.kind));
-    result
-}
-
-/// [`finish_kakao_login`] before it is counted.
-async fn finish_kakao_login_uncounted(
-    state: &AppState,
-    kakao: &KakaoClient,
-    session: &AppSession,
-    device: &str,
-    callback: Callback,
-) -> Result<SignedIn, LoginError> {
-    let login = consume_state(state, session, &callback).await?;
-    if let Some(error) = callback.error.as_deref() {
-        let answer = match error {
-            "access_denied" => {
-                log::info!("event=auth.login.cancelled reason=user_cancelled");
-                return Err(LoginError::Cancelled);
+    counted("web", |s| s.kind, async move {
+        let login = consume_state(state, session, &callback).await?;
+        if let Some(error) = callback.error.as_deref() {
+            let answer = match error {
+                "access_denied" => {
+                    log::info!("event=auth.login.cancelled reason=user_cancelled");
+                    return Err(LoginError::Cancelled);
+                }
+                "login_required" => PromptAnswer::LoginRequired,
+                "consent_required" => PromptAnswer::ConsentRequired,
+                "interaction_required" => PromptAnswer::InteractionRequired,
+                other => return Err(LoginError::KakaoRedirect(other.chars().take(64).collect())),
+            };
+            log::info!("event=auth.login.prompt_answer answer={error}");
+            return Err(LoginError::Prompt(answer));
+        }
+        let code = callback
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or(LoginError::CodeMissing)?;
+        let tokens = kakao.exchange_code(&code, &login.verifier).await?;
+        let claims = if kakao.config().oidc_login {
+            let Some(id_token) = tokens.id_token.as_deref() else {
+                log::error!(
+                    "event=auth.id_token.missing fix=\"Kakao sent no ID token: turn OpenID Connect on in Kakao's console (Kakao Login > OpenID Connect), or set KAKAO_OIDC=false\""
+                );
+                return Err(refuse_id_token("missing"));
+            };
+            // A login started while OIDC was off (or before it was on) has no nonce to compare.
+            if login.nonce.is_none() {
+                return Err(refuse_id_token("nonce_missing"));
             }
-            "login_required" => PromptAnswer::LoginRequired,
-            "consent_required" => PromptAnswer::ConsentRequired,
-            "interaction_required" => PromptAnswer::InteractionRequired,
-            other => return Err(LoginError::KakaoRedirect(other.chars().take(64).collect())),
+            match kakao
+                .verify_id_token(id_token, login.nonce.as_deref(), Audience::Web)
+                .await
+            {
+                Ok(claims) => Some(claims),
+                Err(IdTokenError::Invalid(reason)) => return Err(refuse_id_token(reason)),
+                Err(IdTokenError::Keys(e)) => return Err(LoginError::Kakao(e)),
+            }
+        } else {
+            None
         };
-        log::info!("event=auth.login.prompt_answer answer={error}");
-        return Err(LoginError::Prompt(answer));
-    }
-    let code = callback
-        .code
-        .filter(|c| !c.is_empty())
-        .ok_or(LoginError::CodeMissing)?;
-    let tokens = kakao.exchange_code(&code, &login.verifier).await?;
-    let claims = if kakao.config().oidc_login {
-        let Some(id_token) = tokens.id_token.as_deref() else {
-            log::error!(
-                "event=auth.id_token.missing fix=\"Kakao sent no ID token: turn OpenID Connect on in Kakao's console (Kakao Login > OpenID Connect), or set KAKAO_OIDC=false\""
-            );
-            return Err(refuse_id_token("missing"));
-        };
-        // A login started while OIDC was off (or before it was on) has no nonce to compare.
-        if login.nonce.is_none() {
-            return Err(refuse_id_token("nonce_missing"));
-        }
-        match kakao
-            .verify_id_token(id_token, login.nonce.as_deref(), Audience::Web)
-            .await
+        let kakao_user = kakao.user_me(&tokens.access_token).await?;
+        if let Some(claims) = &claims
+            && claims.kakao_id != kakao_user.id
         {
-            Ok(claims) => Some(claims),
-            Err(IdTokenError::Invalid(reason)) => return Err(refuse_id_token(reason)),
-            Err(IdTokenError::Keys(e)) => return Err(LoginError::Kakao(e)),
+            return Err(refuse_id_token("sub_mismatch"));
         }
-    } else {
-        None
-    };
-    let kakao_user = kakao.user_me(&tokens.access_token).await?;
-    if let Some(claims) = &claims
-        && claims.kakao_id != kakao_user.id
-    {
-        return Err(refuse_id_token("sub_mismatch"));
-    }
-    let (user, kind) =
-        sign_in_kakao_user(state, session, device, &kakao_user, login.next.clone()).await?;
-    Ok(SignedIn {
-        user,
-        kind,
-        next: login.next,
+        let (user, kind) =
+            sign_in_kakao_user(state, session, device, &kakao_user, login.next.clone()).await?;
+        Ok(SignedIn {
+            user,
+            kind,
+            next: login.next,
+        })
     })
+    .await
 }
 
 fn refuse_id_token(reason: &'static str) -> LoginError {
@@ -437,41 +433,28 @@ pub async fn sign_in_with_access_token(
     device: &str,
     access_token: &str,
 ) -> Result<SignedIn, LoginError> {
-    let result =
-        sign_in_with_access_token_uncounted(state, kakao, session, client, device, access_token)
-            .await;
-    count_sign_in("mobile_token", result.as_ref().map(|s| s.kind));
-    result
-}
-
-/// [`sign_in_with_access_token`] before it is counted.
-async fn sign_in_with_access_token_uncounted(
-    state: &AppState,
-    kakao: &KakaoClient,
-    session: &AppSession,
-    client: &str,
-    device: &str,
-    access_token: &str,
-) -> Result<SignedIn, LoginError> {
-    state.limits.mobile_sign_in.acquire(client).await?;
-    let token = access_token.trim();
-    let checks = &state.limits.token_check;
-    let kakao_id = bearer::validate(kakao, &state.token_cache, checks, client, token)
-        .await
-        .map_err(LoginError::Token)?;
-    let profile = kakao
-        .user_me(token)
-        .await
-        .map_err(|e| LoginError::Token(TokenError::from(e)))?;
-    if profile.id != kakao_id {
-        return Err(LoginError::Token(TokenError::Invalid));
-    }
-    let (user, kind) = sign_in_kakao_user(state, session, device, &profile, None).await?;
-    Ok(SignedIn {
-        user,
-        kind,
-        next: None,
+    counted("mobile_token", |s| s.kind, async move {
+        state.limits.mobile_sign_in.acquire(client).await?;
+        let token = access_token.trim();
+        let checks = &state.limits.token_check;
+        let kakao_id = bearer::validate(kakao, &state.token_cache, checks, client, token)
+            .await
+            .map_err(LoginError::Token)?;
+        let profile = kakao
+            .user_me(token)
+            .await
+            .map_err(|e| LoginError::Token(TokenError::from(e)))?;
+        if profile.id != kakao_id {
+            return Err(LoginError::Token(TokenError::Invalid));
+        }
+        let (user, kind) = sign_in_kakao_user(state, session, device, &profile, None).await?;
+        Ok(SignedIn {
+            user,
+            kind,
+            next: None,
+        })
     })
+    .await
 }
 
 /// Sign in with an OpenID Connect ID token from Kakao's mobile SDK: verified against Kakao's
@@ -489,64 +472,50 @@ pub async fn sign_in_with_id_token(
     id_token: &str,
     nonce: Option<&str>,
 ) -> Result<SignedIn, LoginError> {
-    let result =
-        sign_in_with_id_token_uncounted(state, kakao, session, client, device, id_token, nonce)
-            .await;
-    count_sign_in("mobile_id_token", result.as_ref().map(|s| s.kind));
-    result
-}
-
-/// [`sign_in_with_id_token`] before it is counted.
-async fn sign_in_with_id_token_uncounted(
-    state: &AppState,
-    kakao: &KakaoClient,
-    session: &AppSession,
-    client: &str,
-    device: &str,
-    id_token: &str,
-    nonce: Option<&str>,
-) -> Result<SignedIn, LoginError> {
-    state.limits.mobile_sign_in.acquire(client).await?;
-    let id_token = id_token.trim();
-    let nonce = nonce.filter(|n| !n.is_empty());
-    let claims = match kakao
-        .verify_id_token(id_token, nonce, Audience::Mobile)
-        .await
-    {
-        Ok(claims) => claims,
-        Err(IdTokenError::Invalid(reason)) => {
-            log::warn!("event=auth.id_token.rejected reason={reason} via=mobile");
+    counted("mobile_id_token", |s| s.kind, async move {
+        state.limits.mobile_sign_in.acquire(client).await?;
+        let id_token = id_token.trim();
+        let nonce = nonce.filter(|n| !n.is_empty());
+        let claims = match kakao
+            .verify_id_token(id_token, nonce, Audience::Mobile)
+            .await
+        {
+            Ok(claims) => claims,
+            Err(IdTokenError::Invalid(reason)) => {
+                log::warn!("event=auth.id_token.rejected reason={reason} via=mobile");
+                return Err(LoginError::Token(TokenError::Invalid));
+            }
+            Err(IdTokenError::Keys(e)) => {
+                log::warn!(
+                    "event=kakao.jwks.failed code={} error=\"{e}\"",
+                    e.log_code()
+                );
+                return Err(LoginError::Token(TokenError::Temporary));
+            }
+        };
+        // Each ID token signs in once: recorded like a used login state until it expires, so a
+        // token that leaked (or one kept after the person left) cannot be replayed.
+        let used = format!("id_token:{id_token}");
+        let expires_at = chrono::DateTime::from_timestamp(claims.expires_at, 0)
+            .map(|t| t.naive_utc())
+            .unwrap_or_else(db::now);
+        let fresh = db::run(&state.pool, move |conn| {
+            records::consume_login_state(conn, &used, expires_at)
+        })
+        .await?;
+        if !fresh {
+            log::warn!("event=auth.id_token.rejected reason=replayed via=mobile");
             return Err(LoginError::Token(TokenError::Invalid));
         }
-        Err(IdTokenError::Keys(e)) => {
-            log::warn!(
-                "event=kakao.jwks.failed code={} error=\"{e}\"",
-                e.log_code()
-            );
-            return Err(LoginError::Token(TokenError::Temporary));
-        }
-    };
-    // Each ID token signs in once: recorded like a used login state until it expires, so a
-    // token that leaked (or one kept after the person left) cannot be replayed.
-    let used = format!("id_token:{id_token}");
-    let expires_at = chrono::DateTime::from_timestamp(claims.expires_at, 0)
-        .map(|t| t.naive_utc())
-        .unwrap_or_else(db::now);
-    let fresh = db::run(&state.pool, move |conn| {
-        records::consume_login_state(conn, &used, expires_at)
+        let profile = profile_from_claims(&claims);
+        let (user, kind) = sign_in_kakao_user(state, session, device, &profile, None).await?;
+        Ok(SignedIn {
+            user,
+            kind,
+            next: None,
+        })
     })
-    .await?;
-    if !fresh {
-        log::warn!("event=auth.id_token.rejected reason=replayed via=mobile");
-        return Err(LoginError::Token(TokenError::Invalid));
-    }
-    let profile = profile_from_claims(&claims);
-    let (user, kind) = sign_in_kakao_user(state, session, device, &profile, None).await?;
-    Ok(SignedIn {
-        user,
-        kind,
-        next: None,
-    })
+    .await
 }
 
 /// A verified ID token's claims in the shape of `/v2/user/me`, so both sign-ins share one
@@ -656,54 +625,42 @@ pub async fn sign_in_with_password(
     email: &str,
     password: &str,
 ) -> Result<User, LoginError> {
-    let result =
-        sign_in_with_password_uncounted(state, session, client, device, email, password).await;
-    count_sign_in("password", result.as_ref().map(|_| SignInKind::Returning));
-    result
-}
-
-/// [`sign_in_with_password`] before it is counted.
-async fn sign_in_with_password_uncounted(
-    state: &AppState,
-    session: &AppSession,
-    client: &str,
-    device: &str,
-    email: &str,
-    password: &str,
-) -> Result<User, LoginError> {
-    let email = crate::users::manager::UserManager::normalize_email(email);
-    state.limits.break_glass_client.acquire(client).await?;
-    state.limits.break_glass_account.acquire(&email).await?;
-    let found = if email.len() > PASSWORD_INPUT_MAX || password.len() > PASSWORD_INPUT_MAX {
-        None
-    } else {
-        let lookup = email.clone();
-        db::run(&state.pool, move |conn| {
-            passwords::find_with_hash(conn, &lookup).map_err(DbError::from)
+    counted("password", |_| SignInKind::Returning, async move {
+        let email = crate::users::manager::UserManager::normalize_email(email);
+        state.limits.break_glass_client.acquire(client).await?;
+        state.limits.break_glass_account.acquire(&email).await?;
+        let found = if email.len() > PASSWORD_INPUT_MAX || password.len() > PASSWORD_INPUT_MAX {
+            None
+        } else {
+            let lookup = email.clone();
+            db::run(&state.pool, move |conn| {
+                passwords::find_with_hash(conn, &lookup).map_err(DbError::from)
+            })
+            .await?
+        };
+        // argon2 is CPU work: on a blocking thread, without holding a pooled connection.
+        let password = password.to_owned();
+        let found = actix_web::web::block(move || passwords::check(found, &password))
+            .await
+            .map_err(|e| LoginError::Db(DbError::Unavailable(format!("blocking pool: {e}"))))?;
+        let Some(user) = found else {
+            log::warn!("event=admin.break_glass.failed");
+            return Err(LoginError::WrongPassword);
+        };
+        let lifetime = session_lifetime(state);
+        let previous = session.token();
+        let device = device.to_owned();
+        let (user, token) = db::run(&state.pool, move |conn| {
+            let user = changes::note_sign_in(conn, user.id)?;
+            let token = records::start(conn, &user, lifetime, previous.as_deref(), &device)?;
+            Ok::<_, DbError>((user, token))
         })
-        .await?
-    };
-    // argon2 is CPU work: on a blocking thread, without holding a pooled connection.
-    let password = password.to_owned();
-    let found = actix_web::web::block(move || passwords::check(found, &password))
-        .await
-        .map_err(|e| LoginError::Db(DbError::Unavailable(format!("blocking pool: {e}"))))?;
-    let Some(user) = found else {
-        log::warn!("event=admin.break_glass.failed");
-        return Err(LoginError::WrongPassword);
-    };
-    let lifetime = session_lifetime(state);
-    let previous = session.token();
-    let device = device.to_owned();
-    let (user, token) = db::run(&state.pool, move |conn| {
-        let user = changes::note_sign_in(conn, user.id)?;
-        let token = records::start(conn, &user, lifetime, previous.as_deref(), &device)?;
-        Ok::<_, DbError>((user, token))
+        .await?;
+        session.sign_in(&token)?;
+        log::warn!("event=admin.break_glass.success user_id={}", user.id);
+        Ok(user)
     })
-    .await?;
-    session.sign_in(&token)?;
-    log::warn!("event=admin.break_glass.success user_id={}", user.id);
-    Ok(user)
+    .await
 }
 
 /// End this session on the server and forget it in the browser.

@@ -37,6 +37,14 @@ impl ConsentCache {
         (at.elapsed() < CACHE_TTL).then(|| (*kakao_id, rows.clone()))
     }
 
+    /// Whether a recent answer for `user_id` is kept (without copying it).
+    pub fn has(&self, user_id: i64) -> bool {
+        self.entries.lock().is_ok_and(|e| {
+            e.get(&user_id)
+                .is_some_and(|(at, _, _)| at.elapsed() < CACHE_TTL)
+        })
+    }
+
     pub fn put(&self, user_id: i64, kakao_id: Option<i64>, rows: Vec<ConsentRow>) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= CACHE_MAX {
@@ -83,7 +91,7 @@ pub fn kakao_id_if_needed(
     admin_key: bool,
     user_id: i64,
 ) -> Result<Option<Option<i64>>, DbError> {
-    if !admin_key || state.consent_cache.get(user_id).is_some() {
+    if !admin_key || state.consent_cache.has(user_id) {
         return Ok(None);
     }
     crate::users::lookup::kakao_id_of(conn, user_id).map(Some)

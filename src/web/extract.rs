@@ -337,13 +337,11 @@ impl<N: Needs> Caller<N> {
         }
     }
 
-    /// The caller, permitted; one trip to the database unless this request found them already.
+    /// The caller, permitted; one trip to the database unless this request found them already
+    /// (a caller known when extracted was permitted then, or refused by the extractor).
     pub async fn user(self) -> Result<User, AppError> {
-        if let Lookup::Known(found) = &self.lookup {
-            return match found {
-                Some((user, _)) if N::PERMISSION.allows(user) => Ok(user.clone()),
-                _ => Err(self.refused(found.clone())),
-            };
+        if let Lookup::Known(Some((user, _))) = &self.lookup {
+            return Ok(user.clone());
         }
         let (user, ()) = self.run(|_, _| Ok::<(), DbError>(())).await?;
         Ok(user)
