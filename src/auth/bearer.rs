@@ -52,6 +52,9 @@ impl db::DbFailure for TokenError {
     fn db_unavailable(&self) -> bool {
         matches!(self, TokenError::Db(e) if e.is_unavailable())
     }
+    fn db_busy(&self) -> bool {
+        matches!(self, TokenError::Db(e) if e.is_busy())
+    }
 }
 
 impl From<KakaoError> for TokenError {

@@ -41,8 +41,31 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+/// The pool of connections (it dereferences to r2d2's pool), and on SQLite the few read-only
+/// connections of [`read`].
+#[derive(Clone)]
+pub struct DbPool {
+    pool: Pool<DbManager>,
+    /// SQLite only: read-only connections that never wait for a lock, for work that [`read`]
+    /// runs on the calling thread.
+    readers: Option<Pool<DbManager>>,
+}
+
+impl DbPool {
+    /// The read-only connections of [`read`] (SQLite only).
+    pub fn readers(&self) -> Option<&Pool<DbManager>> {
+        self.readers.as_ref()
+    }
+}
+
+impl std::ops::Deref for DbPool {
+    type Target = Pool<DbManager>;
+    fn deref(&self) -> &Pool<DbManager> {
+        &self.pool
+    }
+}
+
 /// A pooled connection.
-pub type DbPool = Pool<DbManager>;
 pub type PooledDb = PooledConnection<DbManager>;
 
 /// A connection as the pool keeps it: the connection, and what the pool needs to know to
@@ -139,6 +162,9 @@ pub struct DbManager {
     url: DatabaseUrl,
     /// How long to wait for a connection (PostgreSQL's connect timeout).
     timeout: Duration,
+    /// SQLite connections for [`read`]: `query_only`, and a zero `busy_timeout`, so that work
+    /// needing a write or a lock fails at once instead of waiting on the calling thread.
+    read_only: bool,
 }
 
 /// Opening a connection failed.
@@ -197,6 +223,9 @@ impl DbManager {
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )?;
+                if self.read_only {
+                    conn.batch_execute("PRAGMA query_only = 1; PRAGMA busy_timeout = 0;")?;
+                }
                 Ok(DbConnection::Sqlite(conn))
             }
             DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgresql(PgConnection::establish(
@@ -256,8 +285,33 @@ pub fn build_pool(url: &str, max_size: u32, timeout: Duration) -> Result<DbPool,
         .connection_timeout(timeout)
         // `is_valid` pings only connections that sat idle (see the module doc).
         .test_on_check_out(true)
-        .build(DbManager { url, timeout })?;
-    Ok(pool)
+        .build(DbManager {
+            url: url.clone(),
+            timeout,
+            read_only: false,
+        })?;
+    let readers = match &url {
+        DatabaseUrl::Sqlite(_) => {
+            // One per thread that may run HTTP work at once (a worker per core by default); a
+            // worker that finds none idle goes through the blocking pool instead.
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let count = u32::try_from(threads).unwrap_or(u32::MAX).max(1);
+            Some(
+                Pool::builder()
+                    .max_size(count)
+                    .min_idle(Some(count))
+                    .connection_timeout(timeout)
+                    .test_on_check_out(false)
+                    .build_unchecked(DbManager {
+                        url,
+                        timeout,
+                        read_only: true,
+                    }),
+            )
+        }
+        DatabaseUrl::Postgres(_) => None,
+    };
+    Ok(DbPool { pool, readers })
 }
 
 /// Apply every pending migration of the pool's backend; returns the versions applied.
@@ -441,11 +495,16 @@ impl DbError {
 pub trait DbFailure {
     /// The database failed, as opposed to the work refusing something.
     fn db_unavailable(&self) -> bool;
+    /// A lock was in the way (SQLite busy, a serialization failure, a deadlock).
+    fn db_busy(&self) -> bool;
 }
 
 impl DbFailure for DbError {
     fn db_unavailable(&self) -> bool {
         self.is_unavailable()
+    }
+    fn db_busy(&self) -> bool {
+        self.is_busy()
     }
 }
 
@@ -453,6 +512,9 @@ impl DbFailure for anyhow::Error {
     fn db_unavailable(&self) -> bool {
         self.downcast_ref::<DbError>()
             .is_some_and(DbError::is_unavailable)
+    }
+    fn db_busy(&self) -> bool {
+        self.downcast_ref::<DbError>().is_some_and(DbError::is_busy)
     }
 }
 
@@ -569,6 +631,32 @@ where
             WORK_TIMEOUT.as_secs()
         )))),
     }
+}
+
+/// Run work that only reads, and in bounded time (a lookup by key, a page along an index;
+/// never a search or a scan), as [`run`] would, but on SQLite at once on the calling thread
+/// (the HTTP worker): there, a page is a few reads of a local file that a WAL reader never
+/// waits for, shorter than the crossing to the blocking pool and back. It uses one of the
+/// pool's read-only connections (`query_only`, no `busy_timeout`). Work that turns out to need
+/// more fails at once there and goes through [`run`] instead, from the start: a write (such as
+/// a session's last-seen time), a lock, a database fault, or no idle read-only connection. On
+/// PostgreSQL, whose every statement is a network round trip, this is [`run`].
+pub async fn read<F, T, E>(pool: &DbPool, mut f: F) -> Result<T, E>
+where
+    F: FnMut(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + DbFailure + Send + 'static,
+{
+    if let Some(mut conn) = pool.readers.as_ref().and_then(Pool::try_get) {
+        match f(&mut conn) {
+            Err(e) if e.db_unavailable() || e.db_busy() => {}
+            done => {
+                crate::telemetry::count_db_trip();
+                return done;
+            }
+        }
+    }
+    run(pool, f).await
 }
 
 /// Whether the database answers within `within` (readiness: a probe should get its 503
@@ -697,6 +785,7 @@ mod tests {
             let manager = std::sync::Arc::new(DbManager {
                 url,
                 timeout: Duration::from_secs(5),
+                read_only: false,
             });
             let mut first = manager.connect().expect("first connection");
             let openers: Vec<_> = (0..3)

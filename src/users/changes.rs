@@ -104,6 +104,9 @@ impl db::DbFailure for ChangeError {
     fn db_unavailable(&self) -> bool {
         matches!(self, ChangeError::Db(e) if e.is_unavailable())
     }
+    fn db_busy(&self) -> bool {
+        matches!(self, ChangeError::Db(e) if e.is_busy())
+    }
 }
 
 impl From<diesel::result::Error> for ChangeError {

@@ -452,6 +452,9 @@ impl db::DbFailure for ReceiveError {
     fn db_unavailable(&self) -> bool {
         matches!(self, ReceiveError::Change(e) if e.db_unavailable())
     }
+    fn db_busy(&self) -> bool {
+        matches!(self, ReceiveError::Change(e) if e.db_busy())
+    }
 }
 
 /// Apply a word from Kakao and record its delivery, in one transaction; returns the outcome.

@@ -106,6 +106,22 @@ pub struct UserFilter {
 }
 
 impl UserFilter {
+    /// Whether nothing is filtered: every page is then a walk along an ordering's index.
+    pub fn is_empty(&self) -> bool {
+        let UserFilter {
+            search: _,
+            provider,
+            is_active,
+            is_staff,
+            is_superuser,
+        } = self;
+        self.search_text().is_none()
+            && provider.is_none()
+            && is_active.is_none()
+            && is_staff.is_none()
+            && is_superuser.is_none()
+    }
+
     /// The search, trimmed; `None` when there is nothing to search for.
     fn search_text(&self) -> Option<&str> {
         self.search

@@ -49,6 +49,9 @@ impl db::DbFailure for SignInError {
     fn db_unavailable(&self) -> bool {
         matches!(self, SignInError::Db(e) if e.is_unavailable())
     }
+    fn db_busy(&self) -> bool {
+        matches!(self, SignInError::Db(e) if e.is_busy())
+    }
 }
 
 impl From<diesel::result::Error> for SignInError {

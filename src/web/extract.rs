@@ -201,7 +201,7 @@ pub async fn caller(req: &HttpRequest) -> Result<Option<(User, AuthVia)>, AppErr
         pending => {
             let pending = pending.clone();
             let pool = app_state(req)?.pool.clone();
-            db::run(&pool, move |conn| find(conn, &pending)).await?
+            db::read(&pool, move |conn| find(conn, &pending)).await?
         }
     };
     remember(req, &lookup, &found);
@@ -312,9 +312,14 @@ impl<E> From<DbError> for Trip<E> {
 impl<E: DbFailure> DbFailure for Trip<E> {
     fn db_unavailable(&self) -> bool {
         match self {
-            Trip::Caller(TokenError::Db(e)) => e.is_unavailable(),
-            Trip::Caller(_) => false,
+            Trip::Caller(e) => e.db_unavailable(),
             Trip::Work(e) => e.db_unavailable(),
+        }
+    }
+    fn db_busy(&self) -> bool {
+        match self {
+            Trip::Caller(e) => e.db_busy(),
+            Trip::Work(e) => e.db_busy(),
         }
     }
 }
@@ -343,14 +348,37 @@ impl<N: Needs> Caller<N> {
         if let Lookup::Known(Some((user, _))) = &self.lookup {
             return Ok(user.clone());
         }
-        let (user, ()) = self.run(|_, _| Ok::<(), DbError>(())).await?;
+        let (user, ()) = self.read(|_, _| Ok::<(), DbError>(())).await?;
         Ok(user)
     }
 
     /// Find the caller, check the permission and then do `work` for them, all on one pooled
     /// connection in one trip to the blocking pool; returns the caller and what `work` made.
     /// `work` may run twice, as anything under `db::run` may (a connection lost before it wrote).
-    pub async fn run<T, E, F>(self, mut work: F) -> Result<(User, T), AppError>
+    pub async fn run<T, E, F>(self, work: F) -> Result<(User, T), AppError>
+    where
+        F: FnMut(&mut DbConnection, &User) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + DbFailure + Send + 'static,
+        AppError: From<E>,
+    {
+        self.trip(false, work).await
+    }
+
+    /// [`Caller::run`] for `work` that only reads, in bounded time (see `db::read`: on SQLite
+    /// the caller and the page are read without leaving the HTTP worker). Finding the caller
+    /// may still write (a session's last-seen time); `db::read` sees to that.
+    pub async fn read<T, E, F>(self, work: F) -> Result<(User, T), AppError>
+    where
+        F: FnMut(&mut DbConnection, &User) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + DbFailure + Send + 'static,
+        AppError: From<E>,
+    {
+        self.trip(true, work).await
+    }
+
+    async fn trip<T, E, F>(self, only_reads: bool, mut work: F) -> Result<(User, T), AppError>
     where
         F: FnMut(&mut DbConnection, &User) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -359,7 +387,7 @@ impl<N: Needs> Caller<N> {
     {
         let pool = app_state(&self.req)?.pool.clone();
         let lookup = self.lookup.clone();
-        let arrived = db::run(&pool, move |conn| {
+        let work = move |conn: &mut DbConnection| {
             let Some((user, via)) = find(conn, &lookup).map_err(Trip::Caller)? else {
                 return Ok(Arrived::Nobody);
             };
@@ -368,8 +396,12 @@ impl<N: Needs> Caller<N> {
             }
             let done = work(conn, &user).map_err(Trip::Work)?;
             Ok(Arrived::Done(user, via, done))
-        })
-        .await;
+        };
+        let arrived = if only_reads {
+            db::read(&pool, work).await
+        } else {
+            db::run(&pool, work).await
+        };
         match arrived {
             Err(Trip::Caller(e)) => Err(e.into()),
             Err(Trip::Work(e)) => Err(e.into()),

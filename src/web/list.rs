@@ -16,7 +16,10 @@
 use crate::db::{DbConnection, DbError};
 use crate::users::manager::FieldErrors;
 use crate::users::model::Provider;
+use crate::users::model::User;
 use crate::users::query::{self, Cursor, Ordering, UserFilter, UserPage};
+use crate::web::error::AppError;
+use crate::web::extract::{Caller, Needs};
 
 /// Which list is asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,6 +199,26 @@ impl ListRequest {
     ) -> Result<UserPage, DbError> {
         let limit = page_size.unwrap_or(self.limit);
         query::list_users(conn, &self.filter, self.ordering, cursor, limit).map_err(DbError::from)
+    }
+
+    /// One page of this list and `caller`, found in one trip: read without leaving the HTTP
+    /// worker (`Caller::read`) when the page is a walk of at most `limit + 1` rows along an
+    /// index, whatever the table's size; a search or a filter may read many rows, so it goes
+    /// to the blocking pool.
+    pub async fn page_for<N: Needs>(
+        &self,
+        caller: Caller<N>,
+        page_size: Option<i64>,
+    ) -> Result<(User, UserPage), AppError> {
+        let asked = self.clone();
+        let load = move |conn: &mut DbConnection, _: &User| {
+            asked.load(conn, page_size, asked.cursor.as_ref())
+        };
+        if self.filter.is_empty() {
+            caller.read(load).await
+        } else {
+            caller.run(load).await
+        }
     }
 
     /// A flag filter as the admin's select shows it: `"1"`, `"0"` or `""`.

@@ -128,7 +128,7 @@ pub async fn show_profile(
     let for_trip = state.clone();
     let admin_key = kakao.config().admin_key.is_some();
     let (user, kakao_id) = caller
-        .run(move |conn, user| consents::kakao_id_if_needed(conn, &for_trip, admin_key, user.id))
+        .read(move |conn, user| consents::kakao_id_if_needed(conn, &for_trip, admin_key, user.id))
         .await?;
     let mut page = ProfilePage::new(&state, &user, AppSession(session).csrf_token());
     page.saved = query.saved.is_some();

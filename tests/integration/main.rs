@@ -5,6 +5,7 @@
 mod auth;
 mod browser;
 mod cli;
+mod db;
 mod faults;
 mod fleet;
 mod standin_mode;

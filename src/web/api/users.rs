@@ -63,10 +63,7 @@ pub async fn list_users(
     staff: StaffUser,
 ) -> Result<HttpResponse, AppError> {
     let request = ListRequest::parse(req.query_string(), ListFace::Api)?;
-    let asked = request.clone();
-    let (_, page) = staff
-        .run(move |conn, _| asked.load(conn, None, asked.cursor.as_ref()))
-        .await?;
+    let (_, page) = request.page_for(staff, None).await?;
     let link = |c: &Cursor| {
         format!(
             "{}/api/users/?{}",
@@ -127,7 +124,7 @@ pub async fn get_user(caller: CurrentUser, id: web::Path<i64>) -> Result<HttpRes
     let id = id.into_inner();
     // Others' records are not even confirmed to exist for non-staff.
     let (_, user) = caller
-        .run(move |conn, caller| lookup::visible_user(conn, &api_actor(caller.clone()), id))
+        .read(move |conn, caller| lookup::visible_user(conn, &api_actor(caller.clone()), id))
         .await?;
     Ok(ok_json(&UserResponse::from(&user)))
 }

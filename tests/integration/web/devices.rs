@@ -156,3 +156,30 @@ async fn staff_see_a_users_devices_and_end_one() {
         .await;
     assert_eq!(refused.status, 403);
 }
+
+/// A page that only reads still notes when a session was last seen: the note is a write,
+/// which the page's read-only first attempt (SQLite) cannot make, so the page is read again
+/// through the pool.
+#[actix_web::test]
+async fn a_page_that_only_reads_still_notes_when_the_session_was_last_seen() {
+    use diesel::prelude::*;
+    use kakao_login::db::schema::user_sessions;
+    let app = TestApp::spawn().await;
+    let (browser, _) = app.signed_in("본지오래", "seen@example.com").await;
+    let long_ago = kakao_login::db::now() - chrono::TimeDelta::hours(1);
+    diesel::update(user_sessions::table)
+        .set(user_sessions::last_seen_at.eq(Some(long_ago)))
+        .execute(&mut **app.conn())
+        .expect("backdate");
+    let page = browser.get(&app.url("/profile/")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let seen: Vec<Option<chrono::NaiveDateTime>> = user_sessions::table
+        .select(user_sessions::last_seen_at)
+        .load(&mut **app.conn())
+        .expect("sessions");
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0].is_some_and(|at| at > long_ago + chrono::TimeDelta::minutes(30)),
+        "{seen:?}"
+    );
+}

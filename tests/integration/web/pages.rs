@@ -120,29 +120,75 @@ async fn pages_carry_security_headers_and_unknown_paths_get_the_404_page() {
     assert_eq!(browser.get(&app.url("/readyz")).await.status, 200);
 }
 
-#[actix_web::test]
-async fn the_database_going_away_gives_a_503_page_not_a_crash() {
-    let app =
-        TestApp::spawn_with(&[("database_timeout_secs", "1"), ("database_pool_size", "1")]).await;
-    let (browser, _) = app.signed_in("a", "a@example.com").await;
-    // Hold the only pooled connection so the app cannot get one.
-    let held = app.pool.clone();
+/// Takes every connection the app could use (the pool's, and on SQLite the read-only ones)
+/// until the returned sender is used or dropped.
+fn hold_connections(app: &TestApp, readers_too: bool) -> std::sync::mpsc::Sender<()> {
+    let pool = app.pool.clone();
     let (release, released) = std::sync::mpsc::channel::<()>();
     let (taken, is_taken) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        let _conn = held.get().expect("connection");
+    std::thread::spawn(move || {
+        let mut held = vec![pool.get().expect("connection")];
+        if readers_too && let Some(readers) = pool.readers() {
+            held.extend((0..readers.max_size()).map(|_| readers.get().expect("reader")));
+        }
         taken.send(()).expect("tell the test");
         let _ = released.recv_timeout(std::time::Duration::from_secs(10));
     });
     is_taken
         .recv_timeout(std::time::Duration::from_secs(10))
-        .expect("the holder has the only connection");
+        .expect("the holder has the connections");
+    release
+}
+
+#[actix_web::test]
+async fn the_database_going_away_gives_a_503_page_not_a_crash() {
+    let app =
+        TestApp::spawn_with(&[("database_timeout_secs", "1"), ("database_pool_size", "1")]).await;
+    let (browser, _) = app.signed_in("a", "a@example.com").await;
+    let release = hold_connections(&app, true);
     let res = browser.get(&app.url("/profile/")).await;
     assert_eq!(res.status, 503, "{}", res.body);
     assert_eq!(res.error_code().as_deref(), Some("service_unavailable"));
     assert!(res.header("retry-after").is_some());
-    release.send(()).ok();
-    holder.join().ok();
-    // And once the connection is back, so is the page.
-    assert_eq!(browser.get(&app.url("/profile/")).await.status, 200);
+    drop(release);
+    // And once the connections are back, so is the page.
+    let mut status = 0;
+    for _ in 0..50 {
+        status = browser.get(&app.url("/profile/")).await.status;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(status, 200);
+}
+
+/// On SQLite, pages that only read use their own read-only connections on the HTTP worker:
+/// they answer while every connection of the pool is taken, and writes still wait for one.
+#[actix_web::test]
+async fn reads_do_not_wait_for_the_pool_on_sqlite() {
+    let app =
+        TestApp::spawn_with(&[("database_timeout_secs", "1"), ("database_pool_size", "1")]).await;
+    if app.pool.readers().is_none() {
+        return; // PostgreSQL: every read goes through the pool (the test above).
+    }
+    let (browser, _) = app.signed_in("읽기", "read@example.com").await;
+    let token = app.csrf(&browser, "/profile/").await;
+    let release = hold_connections(&app, false);
+    let page = browser.get(&app.url("/profile/")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("read@example.com"));
+    let write = browser
+        .post_form(
+            &app.url("/profile/"),
+            &[("csrf_token", &token), ("name", "쓰기"), ("age", "")],
+        )
+        .await;
+    assert_eq!(write.status, 503, "{}", write.body);
+    drop(release);
+    assert_eq!(
+        app.users()[0].name.as_deref(),
+        Some("읽기"),
+        "nothing saved"
+    );
 }

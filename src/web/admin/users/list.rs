@@ -168,10 +168,7 @@ pub async fn list_users(
     notices: web::Query<Notices>,
 ) -> Result<HttpResponse, AppError> {
     let request = ListRequest::parse_with(req.query_string(), ListFace::Admin, Notices::KEYS)?;
-    let asked = request.clone();
-    let (actor, page) = staff
-        .run(move |conn, _| asked.load(conn, Some(PAGE_SIZE), asked.cursor.as_ref()))
-        .await?;
+    let (actor, page) = request.page_for(staff, Some(PAGE_SIZE)).await?;
     let page_href = |c: &Cursor| {
         format!(
             "/admin/users/?{}",

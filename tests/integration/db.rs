@@ -1,0 +1,68 @@
+//! `db::read`: on SQLite, work that only reads runs on the calling thread on a read-only
+//! connection; work that writes is run again through the blocking pool, and saved there.
+
+use diesel::prelude::*;
+use kakao_login::db::schema::users;
+use kakao_login::db::{self, DbError};
+
+use crate::support::{TestDb, pool_create_user};
+
+#[actix_web::test]
+async fn reads_stay_on_the_calling_thread_and_writes_go_through_the_pool() {
+    let db = TestDb::new();
+    let pool = db.pool();
+    let user = pool_create_user(&pool, "thread@example.com", "처음");
+    if let Some(readers) = pool.readers() {
+        // They open in the background when the pool is built.
+        for _ in 0..500 {
+            if readers.state().idle_connections > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    let here = std::thread::current().id();
+
+    let (name, read_on) = db::read(&pool, move |conn| {
+        let name: Option<String> = users::table
+            .find(user.id)
+            .select(users::name)
+            .first(conn)
+            .map_err(DbError::from)?;
+        Ok::<_, DbError>((name, std::thread::current().id()))
+    })
+    .await
+    .expect("read");
+    assert_eq!(name.as_deref(), Some("처음"));
+    assert_eq!(
+        read_on == here,
+        pool.readers().is_some(),
+        "only SQLite reads on the calling thread"
+    );
+
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = attempts.clone();
+    let written_on = db::read(&pool, move |conn| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        diesel::update(users::table.find(user.id))
+            .set(users::name.eq(Some("나중")))
+            .execute(conn)
+            .map_err(DbError::from)?;
+        Ok::<_, DbError>(std::thread::current().id())
+    })
+    .await
+    .expect("the write is saved, not refused");
+    assert_ne!(written_on, here, "the write ran on a blocking thread");
+    let expected_attempts = if pool.readers().is_some() { 2 } else { 1 };
+    assert_eq!(
+        attempts.load(std::sync::atomic::Ordering::SeqCst),
+        expected_attempts,
+        "SQLite's read-only attempt was refused before the pool's"
+    );
+    let saved: Option<String> = users::table
+        .find(user.id)
+        .select(users::name)
+        .first(&mut **pool.get().expect("connection"))
+        .expect("reload");
+    assert_eq!(saved.as_deref(), Some("나중"));
+}
