@@ -282,12 +282,23 @@ impl ListQuery {
     }
 }
 
-type Backend = <DbConnection as diesel::Connection>::Backend;
-
-impl diesel::query_builder::QueryFragment<Backend> for ListQuery {
+/// Written for each backend itself, so that it runs on the backend's own connection
+/// (`db::load`).
+impl<DB> diesel::query_builder::QueryFragment<DB> for ListQuery
+where
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<BigInt>
+        + diesel::sql_types::HasSqlType<Bool>
+        + diesel::sql_types::HasSqlType<Timestamp>,
+    String: diesel::serialize::ToSql<Text, DB>,
+    i64: diesel::serialize::ToSql<BigInt, DB>,
+    bool: diesel::serialize::ToSql<Bool, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
+{
     fn walk_ast<'b>(
         &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, Backend>,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
     ) -> QueryResult<()> {
         if !self.cacheable {
             out.unsafe_to_cache_prepared();
@@ -316,7 +327,7 @@ impl diesel::query_builder::Query for ListQuery {
     type SqlType = users::SqlType;
 }
 
-impl RunQueryDsl<DbConnection> for ListQuery {}
+impl<C> RunQueryDsl<C> for ListQuery {}
 
 /// Whether `search` is answered from SQLite's FTS5 trigram index (shorter searches have no
 /// trigram to look up, and PostgreSQL's `pg_trgm` index serves `LIKE` itself).
@@ -451,7 +462,7 @@ pub fn list_users(
         .sql(" LIMIT CAST(")
         .bind(Bind::Int(limit + 1))
         .sql(" AS BIGINT)");
-    let mut users: Vec<User> = query.load(conn)?;
+    let mut users: Vec<User> = crate::db::load(conn, query)?;
     let more = users.len() as i64 > limit;
     users.truncate(limit as usize);
     if backwards {

@@ -15,12 +15,14 @@ use crate::db::schema::{social_accounts, staff_passwords, users};
 /// Deliberately loaded without `LIMIT`: diesel binds a limit as a parameter, and SQLite lets a
 /// bound LIMIT steer its query planner, so a statement carrying one is compiled again on every
 /// run, which made every request parse its session lookup afresh (found by profiling the load
-/// benchmark). A unique key matches at most one row, so the limit bought nothing.
+/// benchmark). A unique key matches at most one row, so the limit bought nothing. Loaded on
+/// the backend's own connection (`db::load`).
 pub fn at_most_one<'q, Q, T>(query: Q, conn: &mut DbConnection) -> QueryResult<Option<T>>
 where
-    Q: diesel::query_dsl::LoadQuery<'q, DbConnection, T>,
+    Q: diesel::query_dsl::LoadQuery<'q, diesel::SqliteConnection, T>
+        + diesel::query_dsl::LoadQuery<'q, diesel::PgConnection, T>,
 {
-    Ok(query.load::<T>(conn)?.into_iter().next())
+    Ok(crate::db::load(conn, query)?.into_iter().next())
 }
 
 pub fn find_user(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>> {
