@@ -20,8 +20,11 @@
 
 pub mod schema;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -49,6 +52,8 @@ pub struct DbPool {
     /// SQLite only: read-only connections that never wait for a lock, for work that [`read`]
     /// runs on the calling thread.
     readers: Option<Pool<DbManager>>,
+    /// SQLite only: the turn this process's writers take (see `transaction_with_retry`).
+    writer: Option<Arc<Mutex<()>>>,
 }
 
 impl DbPool {
@@ -219,10 +224,11 @@ impl DbManager {
                 // busy_timeout first: the pragmas after it wait for a writer (a migration at
                 // start-up) instead of failing with "database is locked". WAL lets readers run
                 // beside the writer; foreign keys are off by default in SQLite.
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )?;
+                    BUSY_TIMEOUT.as_millis()
+                ))?;
                 if self.read_only {
                     conn.batch_execute("PRAGMA query_only = 1; PRAGMA busy_timeout = 0;")?;
                 }
@@ -311,7 +317,12 @@ pub fn build_pool(url: &str, max_size: u32, timeout: Duration) -> Result<DbPool,
         }
         DatabaseUrl::Postgres(_) => None,
     };
-    Ok(DbPool { pool, readers })
+    let writer = readers.as_ref().map(|_| Arc::new(Mutex::new(())));
+    Ok(DbPool {
+        pool,
+        readers,
+        writer,
+    })
 }
 
 /// Apply every pending migration of the pool's backend; returns the versions applied.
@@ -603,6 +614,7 @@ where
     let request_id = crate::telemetry::logging::current();
     let work = actix_web::web::block(move || {
         let _request = crate::telemetry::logging::enter(request_id);
+        let _writer = WriterTurn::offer(pool.writer.clone());
         let waited = std::time::Instant::now();
         let got = pool.get();
         crate::telemetry::metrics::get().pool_wait(waited.elapsed(), got.is_ok());
@@ -698,7 +710,28 @@ thread_local! {
     /// answer was lost), so that `run` never runs that work again. `run` and the transaction
     /// share the blocking thread.
     static WROTE: Cell<bool> = const { Cell::new(false) };
+    /// The writers' turn of the SQLite database `run` is working on, for its transactions.
+    static WRITER: RefCell<Option<Arc<Mutex<()>>>> = const { RefCell::new(None) };
 }
+
+/// Offers `run`'s work the writers' turn of its database, until dropped.
+struct WriterTurn;
+
+impl WriterTurn {
+    fn offer(writer: Option<Arc<Mutex<()>>>) -> WriterTurn {
+        WRITER.set(writer);
+        WriterTurn
+    }
+}
+
+impl Drop for WriterTurn {
+    fn drop(&mut self) {
+        WRITER.set(None);
+    }
+}
+
+/// How long a SQLite writer waits for the one before it (SQLite's `busy_timeout`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a SQLite transaction is retried for a concurrent writer: its writers already wait
 /// `busy_timeout` for the lock, so a "locked" after that is final.
@@ -708,7 +741,41 @@ const RETRY_FOR: Duration = Duration::from_millis(1000);
 /// most `RETRY_FOR`) when it fails with an error `retry` accepts: a concurrent writer (SQLite
 /// busy, a serialization failure or deadlock) or a unique-constraint race whose loser should
 /// re-read.
+///
+/// SQLite has one writer at a time. Under `run`, this process's writers first take turns on a
+/// mutex, so each starts as soon as the one before it is done; at SQLite's own lock they poll
+/// it instead, sleeping 1, 2, 5, 10 ... ms between tries (its busy handler). Other processes'
+/// writers still meet ours at SQLite's lock. A transaction inside another keeps the outer
+/// one's turn.
 pub fn transaction_with_retry<T, E>(
+    conn: &mut DbConnection,
+    retry: impl Fn(&E) -> bool,
+    f: impl FnMut(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error> + From<DbError> + DbFailure,
+{
+    let writer = match conn {
+        DbConnection::Sqlite(_) => WRITER.take(),
+        DbConnection::Postgresql(_) => None,
+    };
+    let done = match &writer {
+        Some(turns) => match turns.try_lock_for(BUSY_TIMEOUT) {
+            Some(_turn) => transaction_retried(conn, retry, f),
+            // As long as SQLite's own lock would have been waited for.
+            None => Err(E::from(DbError::Busy(
+                "another writer of this process held the database past busy_timeout".to_owned(),
+            ))),
+        },
+        None => transaction_retried(conn, retry, f),
+    };
+    if writer.is_some() {
+        WRITER.set(writer);
+    }
+    done
+}
+
+fn transaction_retried<T, E>(
     conn: &mut DbConnection,
     retry: impl Fn(&E) -> bool,
     mut f: impl FnMut(&mut DbConnection) -> Result<T, E>,
@@ -727,7 +794,7 @@ where
                 // Take SQLite's write lock before reading, as BEGIN IMMEDIATE would: writers then
                 // queue on busy_timeout instead of failing when their read snapshot goes stale
                 // under a concurrent writer ("database is locked" at the first write).
-                c.batch_execute("UPDATE users SET id = id WHERE 0")?;
+                diesel::RunQueryDsl::execute(TakeWriteLock, c)?;
             }
             let done = f(conn);
             work_done = done.is_ok();
@@ -759,6 +826,24 @@ where
         }
     }
 }
+
+/// `UPDATE users SET id = id WHERE 0`: SQLite's write lock, taken by a statement compiled once
+/// per connection (diesel compiles every UPDATE it writes again each time, and this one runs
+/// before every write).
+#[derive(diesel::query_builder::QueryId)]
+struct TakeWriteLock;
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for TakeWriteLock {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> diesel::QueryResult<()> {
+        out.push_sql("UPDATE users SET id = id WHERE 0");
+        Ok(())
+    }
+}
+
+impl diesel::RunQueryDsl<SqliteConnection> for TakeWriteLock {}
 
 /// Now, as stored in TIMESTAMP columns (UTC, microseconds, no time zone).
 pub fn now() -> chrono::NaiveDateTime {

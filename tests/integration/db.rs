@@ -66,3 +66,43 @@ async fn reads_stay_on_the_calling_thread_and_writes_go_through_the_pool() {
         .expect("reload");
     assert_eq!(saved.as_deref(), Some("나중"));
 }
+
+/// Writers of one process take turns before SQLite's lock (a mutex per database): many at
+/// once all commit, and a transaction inside another keeps the outer one's turn instead of
+/// waiting for itself.
+#[actix_web::test]
+async fn concurrent_and_nested_writers_all_commit() {
+    let db = TestDb::new();
+    let pool = db.pool();
+    let user = pool_create_user(&pool, "turns@example.com", "차례");
+    let writes = (0..8).map(|_| {
+        let pool = pool.clone();
+        async move {
+            for _ in 0..10 {
+                db::run(&pool, move |conn| {
+                    db::transaction_with_retry(conn, DbError::is_busy, |conn| {
+                        db::transaction_with_retry(conn, DbError::is_busy, |conn| {
+                            diesel::update(users::table.find(user.id))
+                                .set(users::age.eq(users::age + 1))
+                                .execute(conn)
+                                .map_err(DbError::from)
+                        })
+                    })
+                })
+                .await
+                .expect("write");
+            }
+        }
+    });
+    diesel::update(users::table.find(user.id))
+        .set(users::age.eq(Some(0)))
+        .execute(&mut **pool.get().expect("connection"))
+        .expect("start at 0");
+    futures_util::future::join_all(writes).await;
+    let age: Option<i32> = users::table
+        .find(user.id)
+        .select(users::age)
+        .first(&mut **pool.get().expect("connection"))
+        .expect("reload");
+    assert_eq!(age, Some(80), "every write committed once");
+}
