@@ -48,17 +48,24 @@ pub enum DbConnection {
 #[derive(Clone)]
 pub struct DbPool {
     pool: Pool<DbManager>,
-    /// SQLite only: read-only connections that never wait for a lock, for work that [`read`]
-    /// runs on the calling thread.
-    readers: Option<Pool<DbManager>>,
-    /// SQLite only: the turn this process's writers take (see `transaction_with_retry`).
-    writer: Option<Arc<Mutex<()>>>,
+    /// What only a SQLite database has.
+    sqlite: Option<SqliteSide>,
+}
+
+/// A SQLite pool's read-only connections, and its writers' turn.
+#[derive(Clone)]
+struct SqliteSide {
+    /// Connections that never wait for a lock, for work that [`read`] runs on the calling
+    /// thread.
+    readers: Pool<DbManager>,
+    /// The turn this process's writers take (see `transaction_with_retry`).
+    writer: Arc<Mutex<()>>,
 }
 
 impl DbPool {
     /// The read-only connections of [`read`] (SQLite only).
     pub fn readers(&self) -> Option<&Pool<DbManager>> {
-        self.readers.as_ref()
+        self.sqlite.as_ref().map(|s| &s.readers)
     }
 }
 
@@ -299,33 +306,30 @@ pub fn build_pool(url: &str, max_size: u32, timeout: Duration) -> Result<DbPool,
             timeout,
             read_only: false,
         })?;
-    let readers = match &url {
+    let sqlite = match &url {
         DatabaseUrl::Sqlite(_) => {
             // One per thread that may run HTTP work at once (a worker per core by default); a
             // worker that finds none idle goes through the blocking pool instead.
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             let count = u32::try_from(threads).unwrap_or(u32::MAX).max(1);
-            Some(
-                Pool::builder()
-                    .max_size(count)
-                    .min_idle(Some(count))
-                    .connection_timeout(timeout)
-                    .test_on_check_out(false)
-                    .build_unchecked(DbManager {
-                        url,
-                        timeout,
-                        read_only: true,
-                    }),
-            )
+            let readers = Pool::builder()
+                .max_size(count)
+                .min_idle(Some(count))
+                .connection_timeout(timeout)
+                .test_on_check_out(false)
+                .build_unchecked(DbManager {
+                    url,
+                    timeout,
+                    read_only: true,
+                });
+            Some(SqliteSide {
+                readers,
+                writer: Arc::new(Mutex::new(())),
+            })
         }
         DatabaseUrl::Postgres(_) => None,
     };
-    let writer = readers.as_ref().map(|_| Arc::new(Mutex::new(())));
-    Ok(DbPool {
-        pool,
-        readers,
-        writer,
-    })
+    Ok(DbPool { pool, sqlite })
 }
 
 /// Apply every pending migration of the pool's backend; returns the versions applied.
@@ -617,7 +621,7 @@ where
     let request_id = crate::telemetry::logging::current();
     let work = actix_web::web::block(move || {
         let _request = crate::telemetry::logging::enter(request_id);
-        let _writer = WriterTurn::offer(pool.writer.clone());
+        let _writer = WriterTurn::offer(pool.sqlite.as_ref().map(|s| s.writer.clone()));
         let waited = std::time::Instant::now();
         let got = pool.get();
         crate::telemetry::metrics::get().pool_wait(waited.elapsed(), got.is_ok());
@@ -679,7 +683,7 @@ where
     T: Send + 'static,
     E: From<DbError> + DbFailure + Send + 'static,
 {
-    if let Some(mut conn) = pool.readers.as_ref().and_then(Pool::try_get) {
+    if let Some(mut conn) = pool.readers().and_then(Pool::try_get) {
         match f(&mut conn) {
             Err(e) if e.db_unavailable() || e.db_busy() => {}
             done => {

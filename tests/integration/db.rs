@@ -18,7 +18,7 @@ async fn reads_stay_on_the_calling_thread_and_writes_go_through_the_pool() {
             if readers.state().idle_connections > 0 {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
     let here = std::thread::current().id();

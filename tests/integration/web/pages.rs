@@ -158,7 +158,7 @@ async fn the_database_going_away_gives_a_503_page_not_a_crash() {
         if status == 200 {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(status, 200);
 }
