@@ -23,6 +23,7 @@ pub mod schema;
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -52,14 +53,99 @@ pub struct DbPool {
     sqlite: Option<SqliteSide>,
 }
 
-/// A SQLite pool's read-only connections, and its writers' turn.
+/// A SQLite pool's read-only connections, and what its writers share.
 #[derive(Clone)]
 struct SqliteSide {
     /// Connections that never wait for a lock, for work that [`read`] runs on the calling
     /// thread.
     readers: Pool<DbManager>,
-    /// The turn this process's writers take (see `transaction_with_retry`).
-    writer: Arc<Mutex<()>>,
+    writers: Arc<Writers>,
+}
+
+/// What this process's writers of one SQLite database share: the turn they take (see
+/// `transaction_with_retry`), and how many wrote since the last checkpoint.
+///
+/// A commit appends the pages it changed to the WAL; a checkpoint copies them back into the
+/// database file and syncs it, so that the WAL can start over. SQLite's own checkpoint runs
+/// inside the COMMIT that crosses `wal_autocheckpoint` pages, so every other writer would
+/// wait for its copying and its two fsyncs. Here that is only a backstop
+/// (`WAL_FRAMES_BACKSTOP`): `run` starts a checkpoint beside the writers every
+/// `CHECKPOINT_EVERY` writes (see `Writers::checkpoint`).
+#[derive(Default)]
+struct Writers {
+    turn: Mutex<()>,
+    commits: AtomicU32,
+    checkpointing: AtomicBool,
+}
+
+/// Pieces of work that wrote (`run`s whose transactions committed) between two checkpoints.
+const CHECKPOINT_EVERY: u32 = 100;
+
+/// WAL frames left after a checkpoint that ran beside the writers, beyond which the next one
+/// finishes in their turn: the WAL starts over only once all of it is copied, which writes
+/// that never pause prevent. 4096 frames is 16 MiB.
+const WAL_FRAMES_MAX: i64 = 4096;
+
+/// WAL pages past which a COMMIT checkpoints, as SQLite does by itself every 1000: for
+/// writes that bypass `run`, or checkpoints that fall behind. 32 MiB.
+const WAL_FRAMES_BACKSTOP: i64 = 8192;
+
+/// The answer of `PRAGMA wal_checkpoint`.
+#[derive(diesel::QueryableByName)]
+struct CheckpointDone {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
+    /// Frames in the WAL.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    log: i64,
+    /// Of those, frames now in the database file.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    checkpointed: i64,
+}
+
+impl Writers {
+    /// Count a piece of work that wrote; true when it is time for a checkpoint and no other
+    /// is running (the caller then runs `checkpoint`).
+    fn committed(&self) -> bool {
+        self.commits.fetch_add(1, Ordering::Relaxed) + 1 >= CHECKPOINT_EVERY
+            && !self.checkpointing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Copy the WAL into the database file without taking the writers' turn (SQLite's
+    /// PASSIVE checkpoint: writers go on appending meanwhile). If more than `WAL_FRAMES_MAX`
+    /// frames are left (writes never paused), once more in their turn, which copies the few
+    /// appended meanwhile, so that the next writer starts the WAL over.
+    fn checkpoint(&self, pool: &Pool<DbManager>) -> Result<(), DbError> {
+        self.commits.store(0, Ordering::Relaxed);
+        let done = pool.get().map_err(DbError::from).and_then(|mut conn| {
+            let DbConnection::Sqlite(c) = &mut **conn else {
+                return Ok(None);
+            };
+            let mut done = Self::passive(c)?;
+            if done.log > WAL_FRAMES_MAX
+                && let Some(_turn) = self.turn.try_lock_for(BUSY_TIMEOUT)
+            {
+                done = Self::passive(c)?;
+            }
+            Ok(Some(done))
+        });
+        self.checkpointing.store(false, Ordering::Release);
+        if let Some(done) = done? {
+            log::debug!(
+                "event=db.checkpoint busy={} wal_frames={} copied={}",
+                done.busy,
+                done.log,
+                done.checkpointed
+            );
+        }
+        Ok(())
+    }
+
+    fn passive(conn: &mut SqliteConnection) -> Result<CheckpointDone, DbError> {
+        let mut rows: Vec<CheckpointDone> =
+            diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)"), conn)?;
+        rows.pop().ok_or(DbError::NotFound)
+    }
 }
 
 impl DbPool {
@@ -230,9 +316,12 @@ impl DbManager {
                 // busy_timeout first: the pragmas after it wait for a writer (a migration at
                 // start-up) instead of failing with "database is locked". WAL lets readers run
                 // beside the writer; foreign keys are off by default in SQLite.
+                // SQLite's own checkpoint only as a backstop, past `WAL_FRAMES_BACKSTOP`
+                // pages: `run` starts them sooner, beside the writers (see `Writers`).
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                     PRAGMA wal_autocheckpoint = {WAL_FRAMES_BACKSTOP};",
                     BUSY_TIMEOUT.as_millis()
                 ))?;
                 if self.read_only {
@@ -324,7 +413,7 @@ pub fn build_pool(url: &str, max_size: u32, timeout: Duration) -> Result<DbPool,
                 });
             Some(SqliteSide {
                 readers,
-                writer: Arc::new(Mutex::new(())),
+                writers: Arc::new(Writers::default()),
             })
         }
         DatabaseUrl::Postgres(_) => None,
@@ -621,52 +710,86 @@ where
     let request_id = crate::telemetry::logging::current();
     let work = actix_web::web::block(move || {
         let _request = crate::telemetry::logging::enter(request_id);
-        let _writer = WriterTurn::offer(pool.sqlite.as_ref().map(|s| s.writer.clone()));
-        let waited = std::time::Instant::now();
-        let got = pool.get();
-        crate::telemetry::metrics::get().pool_wait(waited.elapsed(), got.is_ok());
-        let mut conn = got.map_err(DbError::from)?;
         WROTE.set(false);
-        let first = f(&mut conn);
-        let Err(e) = first else { return first };
-        if !e.db_unavailable() {
-            return Err(e);
-        }
-        if conn.answers() {
-            return Err(e);
-        }
-        conn.dead = true;
-        drop(conn);
-        if WROTE.get() {
-            return Err(e);
-        }
-        // Its idle siblings were most likely cut too: ping each one handed out until one
-        // answers (a new connection, at worst), then run the work once more on that.
-        log::warn!("event=db.connection_lost retry=1");
-        let mut fresh = pool.get().map_err(DbError::from)?;
-        for _ in 0..pool.max_size() {
-            if fresh.answers() {
-                break;
-            }
-            fresh.dead = true;
-            drop(fresh);
-            fresh = pool.get().map_err(DbError::from)?;
-        }
-        let second = f(&mut fresh);
-        if second.as_ref().is_err_and(|e| e.db_unavailable()) && !fresh.answers() {
-            fresh.dead = true;
-        }
-        second
+        let done = run_here(&pool, &mut f);
+        let checkpoint = WROTE.get()
+            && pool
+                .sqlite
+                .as_ref()
+                .is_some_and(|side| side.writers.committed());
+        (done, checkpoint.then_some(pool))
     });
     match actix_web::rt::time::timeout(WORK_TIMEOUT, work).await {
-        Ok(done) => {
-            done.map_err(|e| E::from(DbError::Unavailable(format!("blocking pool: {e}"))))?
+        Ok(Ok((done, checkpoint))) => {
+            if let Some(pool) = checkpoint {
+                start_checkpoint(pool);
+            }
+            done
         }
+        Ok(Err(e)) => Err(E::from(DbError::Unavailable(format!("blocking pool: {e}")))),
         Err(_) => Err(E::from(DbError::Unavailable(format!(
             "the database did not answer within {} s",
             WORK_TIMEOUT.as_secs()
         )))),
     }
+}
+
+/// `run`'s work, on the blocking thread.
+fn run_here<T, E>(
+    pool: &DbPool,
+    f: &mut impl FnMut(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DbError> + DbFailure,
+{
+    let _writer = WriterTurn::offer(pool.sqlite.as_ref().map(|s| s.writers.clone()));
+    let waited = std::time::Instant::now();
+    let got = pool.get();
+    crate::telemetry::metrics::get().pool_wait(waited.elapsed(), got.is_ok());
+    let mut conn = got.map_err(DbError::from)?;
+    let first = f(&mut conn);
+    let Err(e) = first else { return first };
+    if !e.db_unavailable() {
+        return Err(e);
+    }
+    if conn.answers() {
+        return Err(e);
+    }
+    conn.dead = true;
+    drop(conn);
+    if WROTE.get() {
+        return Err(e);
+    }
+    // Its idle siblings were most likely cut too: ping each one handed out until one
+    // answers (a new connection, at worst), then run the work once more on that.
+    log::warn!("event=db.connection_lost retry=1");
+    let mut fresh = pool.get().map_err(DbError::from)?;
+    for _ in 0..pool.max_size() {
+        if fresh.answers() {
+            break;
+        }
+        fresh.dead = true;
+        drop(fresh);
+        fresh = pool.get().map_err(DbError::from)?;
+    }
+    let second = f(&mut fresh);
+    if second.as_ref().is_err_and(|e| e.db_unavailable()) && !fresh.answers() {
+        fresh.dead = true;
+    }
+    second
+}
+
+/// A checkpoint of the SQLite database of `pool`, beside the request that asked for it (its
+/// answer does not wait) and beside the writers (see `Writers`).
+fn start_checkpoint(pool: DbPool) {
+    let Some(side) = pool.sqlite.clone() else {
+        return;
+    };
+    drop(tokio::task::spawn_blocking(move || {
+        if let Err(e) = side.writers.checkpoint(&pool) {
+            log::warn!("event=db.checkpoint.failed error=\"{e}\"");
+        }
+    }));
 }
 
 /// Run work that only reads, and in bounded time (a lookup by key, a page along an index;
@@ -718,14 +841,14 @@ thread_local! {
     /// share the blocking thread.
     static WROTE: Cell<bool> = const { Cell::new(false) };
     /// The writers' turn of the SQLite database `run` is working on, for its transactions.
-    static WRITER: RefCell<Option<Arc<Mutex<()>>>> = const { RefCell::new(None) };
+    static WRITER: RefCell<Option<Arc<Writers>>> = const { RefCell::new(None) };
 }
 
 /// Offers `run`'s work the writers' turn of its database, until dropped.
 struct WriterTurn;
 
 impl WriterTurn {
-    fn offer(writer: Option<Arc<Mutex<()>>>) -> WriterTurn {
+    fn offer(writer: Option<Arc<Writers>>) -> WriterTurn {
         WRITER.set(writer);
         WriterTurn
     }
@@ -767,7 +890,7 @@ where
         DbConnection::Postgresql(_) => None,
     };
     let done = match &writer {
-        Some(turns) => match turns.try_lock_for(BUSY_TIMEOUT) {
+        Some(writers) => match writers.turn.try_lock_for(BUSY_TIMEOUT) {
             Some(_turn) => transaction_retried(conn, retry, f),
             // As long as SQLite's own lock would have been waited for.
             None => Err(E::from(DbError::Busy(

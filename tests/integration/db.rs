@@ -106,3 +106,56 @@ async fn concurrent_and_nested_writers_all_commit() {
         .expect("reload");
     assert_eq!(age, Some(80), "every write committed once");
 }
+
+/// On SQLite, `run` checkpoints the WAL beside the writers every so many writes (SQLite's own
+/// checkpoint would run inside one writer's COMMIT, all the others waiting for it). Seen in
+/// the database file itself, opened as immutable so that the WAL is not read: it has the
+/// writes up to the last checkpoint, not only those before the first.
+#[actix_web::test]
+async fn sqlite_writes_reach_the_database_file_by_checkpoints_beside_the_writers() {
+    let db = TestDb::new();
+    let Some(path) = db.url.strip_prefix("sqlite://") else {
+        return; // PostgreSQL has no WAL of ours to checkpoint.
+    };
+    let pool = db.pool();
+    let user = pool_create_user(&pool, "checkpoint@example.com", "기록");
+    // The user's age as the database file has it (a read torn by a checkpoint copying pages
+    // meanwhile is an error, and is tried again).
+    let in_file = || -> Option<i32> {
+        let mut file =
+            diesel::sqlite::SqliteConnection::establish(&format!("file:{path}?immutable=1"))
+                .ok()?;
+        users::table
+            .find(user.id)
+            .select(users::age)
+            .first::<Option<i32>>(&mut file)
+            .ok()
+            .flatten()
+    };
+    for age in 1..=150 {
+        db::run(&pool, move |conn| {
+            db::transaction_with_retry(conn, DbError::is_busy, |conn| {
+                diesel::update(users::table.find(user.id))
+                    .set(users::age.eq(Some(age)))
+                    .execute(conn)
+                    .map_err(DbError::from)
+            })
+        })
+        .await
+        .expect("write");
+    }
+    // The checkpoint runs beside the writer that asked for it, which does not wait for it.
+    let mut seen = None;
+    for _ in 0..200 {
+        seen = in_file();
+        if seen.is_some_and(|age| age >= 90) {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let age = seen.expect("a checkpoint copied the writes into the file");
+    assert!(
+        (90..=150).contains(&age),
+        "checkpointed at about the 100th write, not only at close: {age}"
+    );
+}
