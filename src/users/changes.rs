@@ -908,20 +908,21 @@ fn kakao_id_change(kakao_id: i64) -> FieldChange {
     }
 }
 
-/// A new member signing up with Kakao: the user (already validated by `UserManager`) and its
-/// link, recorded as created by the person through Kakao sign-in.
-/// A taken email is a unique violation here: the sign-in's retry then reads the winner's rows.
+/// A new member signing up with Kakao, signed in as of now: the user (already validated by
+/// `UserManager`, its email found free by the caller) and its link, recorded as created by
+/// the person through Kakao sign-in. An email taken since is a unique violation here: the
+/// sign-in's retry then reads the winner's rows.
 pub(super) fn sign_up_in(
     conn: &mut DbConnection,
     new: &NewUser,
     link: &KakaoLink,
 ) -> Result<User, DbError> {
     let now = db::now();
-    let user = match insert_in(conn, new) {
-        Ok(user) => user,
-        Err(ChangeError::Db(e)) => return Err(e),
-        Err(_) => return Err(DbError::Unique("users_email_key".to_owned())),
+    let new = NewUser {
+        last_login: Some(now),
+        ..new.clone()
     };
+    let user = repo::insert_user(conn, &new)?;
     insert_link(conn, &user, link, now)?;
     let mut log = snapshot(&user, false);
     log.push(kakao_id_change(link.kakao_id));

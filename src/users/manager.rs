@@ -214,6 +214,7 @@ impl UserManager {
             is_staff: false,
             is_superuser: false,
             date_joined: db::now(),
+            last_login: None,
         })
     }
 

@@ -44,6 +44,8 @@ pub struct NewUser {
     pub(in crate::users) is_staff: bool,
     pub(in crate::users) is_superuser: bool,
     pub(in crate::users) date_joined: NaiveDateTime,
+    /// Set only for a person who signs up by signing in.
+    pub(in crate::users) last_login: Option<NaiveDateTime>,
 }
 
 impl NewUser {

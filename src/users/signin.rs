@@ -139,8 +139,7 @@ fn sign_in_once(
         ..CreateUser::default()
     })
     .map_err(SignInError::InvalidEmail)?;
-    let created = changes::sign_up_in(conn, &new, &link)?;
-    let user = changes::note_sign_in_in(conn, created.id, None)?;
+    let user = changes::sign_up_in(conn, &new, &link)?;
     Ok((user, SignInKind::Created))
 }
 
