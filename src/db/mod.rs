@@ -19,6 +19,7 @@
 //! `WORK_TIMEOUT` (the blocking thread is left to finish on its own).
 
 pub mod schema;
+pub mod time;
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;

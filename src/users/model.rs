@@ -17,7 +17,9 @@ pub struct User {
     pub is_active: bool,
     pub is_staff: bool,
     pub is_superuser: bool,
+    #[diesel(deserialize_as = crate::db::time::Time)]
     pub date_joined: NaiveDateTime,
+    #[diesel(deserialize_as = crate::db::time::MaybeTime)]
     pub last_login: Option<NaiveDateTime>,
     /// Bumping this ends every session of the user (see `users::changes`); a session record is
     /// live only while its epoch equals this.
