@@ -82,7 +82,7 @@ struct Writers {
 /// Pieces of work that wrote (`run`s whose transactions committed) between two checkpoints.
 const CHECKPOINT_EVERY: u32 = 100;
 
-/// WAL frames left after a checkpoint that ran beside the writers, beyond which the next one
+/// WAL frames beyond which a checkpoint that ran beside the writers and left some behind
 /// finishes in their turn: the WAL starts over only once all of it is copied, which writes
 /// that never pause prevent. 4096 frames is 16 MiB.
 const WAL_FRAMES_MAX: i64 = 4096;
@@ -113,9 +113,9 @@ impl Writers {
     }
 
     /// Copy the WAL into the database file without taking the writers' turn (SQLite's
-    /// PASSIVE checkpoint: writers go on appending meanwhile). If more than `WAL_FRAMES_MAX`
-    /// frames are left (writes never paused), once more in their turn, which copies the few
-    /// appended meanwhile, so that the next writer starts the WAL over.
+    /// PASSIVE checkpoint: writers go on appending meanwhile). If some of it is left (frames
+    /// appended meanwhile) and the WAL holds more than `WAL_FRAMES_MAX` frames, once more in
+    /// their turn, which copies the rest, so that the next writer starts the WAL over.
     fn checkpoint(&self, pool: &Pool<DbManager>) -> Result<(), DbError> {
         self.commits.store(0, Ordering::Relaxed);
         let done = pool.get().map_err(DbError::from).and_then(|mut conn| {
@@ -123,7 +123,8 @@ impl Writers {
                 return Ok(None);
             };
             let mut done = Self::passive(c)?;
-            if done.log > WAL_FRAMES_MAX
+            if done.checkpointed < done.log
+                && done.log > WAL_FRAMES_MAX
                 && let Some(_turn) = self.turn.try_lock_for(BUSY_TIMEOUT)
             {
                 done = Self::passive(c)?;
