@@ -617,7 +617,11 @@ fn measure_pgbench(
         .arg(format!("--client={connections}"))
         .arg(format!("--time={}", secs.ceil().max(1.0)))
         .arg(format!("--file={}", script.display()))
-        .arg(database_url)
+        // The URL the app's pooled connections use (on this machine: no TLS).
+        .arg(kakao_login::db::with_libpq_bounds(
+            database_url,
+            Duration::from_secs(5),
+        ))
         .stderr(Stdio::inherit())
         .output()
         .expect("run pgbench (apt-get install postgresql-client)");

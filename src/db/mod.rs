@@ -344,15 +344,35 @@ impl DbManager {
 
 /// `url` with the libpq settings that keep a vanished server from hanging us, each only when
 /// the URL does not set it already: a connect timeout, TCP keepalives and a user timeout, and
-/// a server-side `statement_timeout`.
-fn with_libpq_bounds(url: &str, timeout: Duration) -> String {
+/// a server-side `statement_timeout`. On a server of this machine, also no TLS (below). The
+/// pool's connections use it, and the load benchmark gives pgbench the same.
+pub fn with_libpq_bounds(url: &str, timeout: Duration) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return url.to_owned();
     };
     let present: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
     let secs = timeout.as_secs().max(1);
     let statement_ms = WORK_TIMEOUT.as_millis().to_string();
-    let bounds = [
+    // TLS to a server on this machine protects nothing (the traffic never leaves it), and
+    // libpq's default (`prefer`: TLS whenever the server offers it, the certificate never
+    // checked) costs a third of a small statement's rate: pgbench's `SELECT 1` at 16 clients,
+    // 34,489 tps with it and 55,239 without (2026-12-04). A URL that names its `sslmode`, or
+    // its hosts in the query, keeps what it says.
+    let loopback = !present.iter().any(|k| k == "host" || k == "hostaddr")
+        && parsed.host_str().is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+    let tls = if loopback {
+        Some(("sslmode", "disable".to_owned()))
+    } else {
+        None
+    };
+    let bounds = tls.into_iter().chain([
         ("connect_timeout", secs.to_string()),
         ("keepalives", "1".to_owned()),
         ("keepalives_idle", "10".to_owned()),
@@ -360,7 +380,7 @@ fn with_libpq_bounds(url: &str, timeout: Duration) -> String {
         ("keepalives_count", "3".to_owned()),
         ("tcp_user_timeout", (secs * 1000 + 5000).to_string()),
         ("options", format!("-c statement_timeout={statement_ms}")),
-    ];
+    ]);
     // libpq decodes %XX in URI parameters but not "+", so spaces are written as %20.
     let mut query = parsed.query().unwrap_or("").to_owned();
     for (key, value) in bounds {
@@ -1006,6 +1026,30 @@ mod tests {
             url.contains("options=-c%20statement_timeout%3D10000"),
             "{url}"
         );
+        assert_eq!(url.matches("sslmode").count(), 1, "{url}");
+    }
+
+    #[test]
+    fn a_server_of_this_machine_is_reached_without_tls_unless_the_url_asks() {
+        let timeout = Duration::from_secs(5);
+        for local in [
+            "postgres://u@127.0.0.1:5432/app",
+            "postgres://u@localhost/app",
+            "postgresql://u@[::1]:5432/app",
+            "postgres://u@127.0.0.2/app?connect_timeout=3",
+        ] {
+            let url = with_libpq_bounds(local, timeout);
+            assert!(url.contains("sslmode=disable"), "{url}");
+        }
+        for kept in [
+            "postgres://u@db.internal:5432/app",
+            "postgres://u@10.0.0.5/app",
+            "postgres://u@127.0.0.1/app?sslmode=require",
+            "postgres://u@localhost/app?host=db.internal",
+        ] {
+            let url = with_libpq_bounds(kept, timeout);
+            assert!(!url.contains("sslmode=disable"), "{url}");
+        }
     }
 
     /// Connections opened while migrations write a fresh SQLite database (as the pool does
