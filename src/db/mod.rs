@@ -357,8 +357,9 @@ pub fn with_libpq_bounds(url: &str, timeout: Duration) -> String {
     // libpq's default (`prefer`: TLS whenever the server offers it, the certificate never
     // checked) costs a third of a small statement's rate: pgbench's `SELECT 1` at 16 clients,
     // 34,489 tps with it and 55,239 without (2026-12-04). A URL that names its `sslmode`, or
-    // its hosts in the query, keeps what it says.
-    let loopback = !present.iter().any(|k| k == "host" || k == "hostaddr")
+    // its hosts in the query, keeps what it says, and so does libpq's `PGSSLMODE`.
+    let loopback = std::env::var_os("PGSSLMODE").is_none()
+        && !present.iter().any(|k| k == "host" || k == "hostaddr")
         && parsed.host_str().is_some_and(|host| {
             host == "localhost"
                 || host
