@@ -8,6 +8,7 @@
 //! to Diesel's decoding, as before. PostgreSQL's binary timestamps are Diesel's as they are.
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::pg::Pg;
 use diesel::sql_types::{Nullable, Timestamp};
@@ -86,52 +87,24 @@ impl FromSql<Timestamp, Pg> for Time {
 }
 
 impl FromSql<Timestamp, MultiBackend> for Time {
-    fn from_sql(
-        value: <MultiBackend as diesel::backend::Backend>::RawValue<'_>,
-    ) -> deserialize::Result<Self> {
+    fn from_sql(value: <MultiBackend as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
         value.from_sql::<Self, Timestamp>()
     }
 }
 
-impl FromSql<Nullable<Timestamp>, Sqlite> for MaybeTime {
-    fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
-        from_sqlite(value).map(|t| MaybeTime(Some(t)))
+/// Any backend `Time` reads: NULL is `None`, anything else `Time`'s.
+impl<DB: Backend> FromSql<Nullable<Timestamp>, DB> for MaybeTime
+where
+    Time: FromSql<Timestamp, DB>,
+{
+    fn from_sql(value: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        <Time as FromSql<Timestamp, DB>>::from_sql(value).map(|t| MaybeTime(Some(t.0)))
     }
 
-    fn from_nullable_sql(value: Option<SqliteValue<'_, '_, '_>>) -> deserialize::Result<Self> {
+    fn from_nullable_sql(value: Option<DB::RawValue<'_>>) -> deserialize::Result<Self> {
         value.map_or(
             Ok(MaybeTime(None)),
-            <Self as FromSql<Nullable<Timestamp>, Sqlite>>::from_sql,
-        )
-    }
-}
-
-impl FromSql<Nullable<Timestamp>, Pg> for MaybeTime {
-    fn from_sql(value: diesel::pg::PgValue<'_>) -> deserialize::Result<Self> {
-        <NaiveDateTime as FromSql<Timestamp, Pg>>::from_sql(value).map(|t| MaybeTime(Some(t)))
-    }
-
-    fn from_nullable_sql(value: Option<diesel::pg::PgValue<'_>>) -> deserialize::Result<Self> {
-        value.map_or(
-            Ok(MaybeTime(None)),
-            <Self as FromSql<Nullable<Timestamp>, Pg>>::from_sql,
-        )
-    }
-}
-
-impl FromSql<Nullable<Timestamp>, MultiBackend> for MaybeTime {
-    fn from_sql(
-        value: <MultiBackend as diesel::backend::Backend>::RawValue<'_>,
-    ) -> deserialize::Result<Self> {
-        value.from_sql::<Self, Nullable<Timestamp>>()
-    }
-
-    fn from_nullable_sql(
-        value: Option<<MultiBackend as diesel::backend::Backend>::RawValue<'_>>,
-    ) -> deserialize::Result<Self> {
-        value.map_or(
-            Ok(MaybeTime(None)),
-            <Self as FromSql<Nullable<Timestamp>, MultiBackend>>::from_sql,
+            <Self as FromSql<Nullable<Timestamp>, DB>>::from_sql,
         )
     }
 }

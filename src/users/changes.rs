@@ -914,14 +914,11 @@ fn kakao_id_change(kakao_id: i64) -> FieldChange {
 /// sign-in's retry then reads the winner's rows.
 pub(super) fn sign_up_in(
     conn: &mut DbConnection,
-    new: &NewUser,
+    mut new: NewUser,
     link: &KakaoLink,
 ) -> Result<User, DbError> {
     let now = db::now();
-    let new = NewUser {
-        last_login: Some(now),
-        ..new.clone()
-    };
+    new.last_login = Some(now);
     let user = repo::insert_user(conn, &new)?;
     insert_link(conn, &user, link, now)?;
     let mut log = snapshot(&user, false);

@@ -139,7 +139,7 @@ fn sign_in_once(
         ..CreateUser::default()
     })
     .map_err(SignInError::InvalidEmail)?;
-    let user = changes::sign_up_in(conn, &new, &link)?;
+    let user = changes::sign_up_in(conn, new, &link)?;
     Ok((user, SignInKind::Created))
 }
 
